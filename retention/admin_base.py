@@ -1,0 +1,224 @@
+"""The admin base every app's screens build on.
+
+``TenantAdmin`` shows a member only their current tenant's rows: changelists,
+change/delete/history views by id (another tenant's id is a 404, like a missing
+one), foreign-key and many-to-many choices, and autocomplete. New rows get the
+tenant set. Roles gate what a member may do through the capability each admin
+names (``edit_capability``). Every create, change and delete is written to the
+audit log. Platform superusers see all tenants, with a tenant filter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.forms.models import model_to_dict
+from django.http import Http404, HttpRequest
+
+from retention.models import Capability, Tenant
+from retention.services import audit_changes, audit_record
+from retention.tenancy import TenantOwnedModel
+
+
+def member_can(request: HttpRequest, capability: str) -> bool:
+    user = request.user
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    membership = getattr(request, "membership", None)
+    return membership is not None and membership.can(capability)
+
+
+def is_operator_view(request: HttpRequest) -> bool:
+    """A platform superuser who has not picked a store sees every tenant."""
+    return request.user.is_superuser and getattr(request, "tenant", None) is None
+
+
+def scope_related_choices(request, db_field, queryset_kw: dict[str, Any]) -> None:
+    """Limit a foreign-key or many-to-many field's choices to the current tenant."""
+    related = db_field.remote_field.model
+    if "queryset" in queryset_kw:
+        return
+    if issubclass(related, TenantOwnedModel):
+        if request.tenant is not None:
+            queryset_kw["queryset"] = related._default_manager.for_tenant(request.tenant)
+        elif request.user.is_superuser:
+            queryset_kw["queryset"] = related._default_manager.unscoped()
+        else:
+            queryset_kw["queryset"] = related._default_manager.none().unscoped()
+    elif related is Tenant and not request.user.is_superuser:
+        queryset_kw["queryset"] = Tenant.objects.filter(pk=getattr(request.tenant, "pk", None))
+
+
+class TenantFilter(admin.SimpleListFilter):
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        return list(Tenant.objects.order_by("name").values_list("pk", "name"))
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(tenant_id=self.value())
+        return queryset
+
+
+class AuditedAdminMixin:
+    """Records admin creates, changes and deletes in the tenant's audit log."""
+
+    def _audit_tenant(self, obj) -> int | None:
+        if isinstance(obj, Tenant):
+            return obj.pk
+        return getattr(obj, "tenant_id", None)
+
+    def save_model(self, request, obj, form, change):
+        before = model_to_dict(type(obj)._base_manager.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+        after = model_to_dict(obj)
+        tenant_id = self._audit_tenant(obj)
+        if tenant_id is None:
+            return
+        if change:
+            changes = audit_changes(before, after)
+            action = "update"
+        else:
+            changes = audit_changes({}, {k: v for k, v in after.items() if v not in (None, "", [])})
+            action = "create"
+        if change and not changes:
+            return
+        audit_record(tenant=tenant_id, action=action, obj=obj, changes=changes, user=request.user)
+
+    def delete_model(self, request, obj):
+        tenant_id = self._audit_tenant(obj)
+        if tenant_id is not None:
+            audit_record(tenant=tenant_id, action="delete", obj=obj, user=request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            tenant_id = self._audit_tenant(obj)
+            if tenant_id is not None:
+                audit_record(tenant=tenant_id, action="delete", obj=obj, user=request.user)
+        super().delete_queryset(request, queryset)
+
+
+class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """ModelAdmin for tenant-owned models."""
+
+    #: capability needed to add, change and delete; everyone in the tenant may view
+    edit_capability: str = Capability.CONFIGURE
+    view_capability: str = Capability.VIEW
+
+    # --- scoping ---------------------------------------------------------------
+    def get_queryset(self, request):
+        qs = self.model._default_manager.get_queryset()
+        if self._is_operator_view(request):
+            qs = qs.unscoped()  # platform operator: all tenants, filtered in the list
+        elif request.tenant is None:
+            qs = qs.none().unscoped()
+        else:
+            qs = qs.for_tenant(request.tenant)
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+    def _is_operator_view(self, request) -> bool:
+        return is_operator_view(request)
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        if self._is_operator_view(request):
+            filters.insert(0, TenantFilter)
+        return filters
+
+    def get_list_display(self, request):
+        display = list(super().get_list_display(request))
+        if self._is_operator_view(request) and "tenant" not in display:
+            display.append("tenant")
+        return display
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not self._is_operator_view(request) or obj is not None:
+            exclude.append("tenant")
+        return exclude
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        scope_related_choices(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        scope_related_choices(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change and not obj.tenant_id:
+            obj.tenant = request.tenant
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        for inline_form in formset.forms:
+            inst = inline_form.instance
+            if isinstance(inst, TenantOwnedModel) and not inst.tenant_id:
+                inst.tenant_id = form.instance.tenant_id
+        super().save_formset(request, form, formset, change)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another tenant's id answers exactly like a missing one: 404, not a
+        # redirect that would tell the two apart by timing or message.
+        raise Http404(f"No {opts.verbose_name} with id {object_id!r}.")
+
+    # --- roles -------------------------------------------------------------------
+    def has_module_permission(self, request) -> bool:
+        return member_can(request, self.view_capability)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.view_capability) and self._owns(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return member_can(request, self.edit_capability) and (
+            request.tenant is not None or request.user.is_superuser
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.edit_capability) and self._owns(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.edit_capability) and self._owns(request, obj)
+
+    def _owns(self, request, obj) -> bool:
+        if obj is None or self._is_operator_view(request):
+            return True
+        return request.tenant is not None and obj.tenant_id == request.tenant.pk
+
+
+class TenantInline(admin.TabularInline):
+    """Inline for tenant-owned children; choices scoped like TenantAdmin."""
+
+    extra = 0
+    edit_capability: str = Capability.CONFIGURE
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        scope_related_choices(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_exclude(self, request, obj=None):
+        return [*list(super().get_exclude(request, obj) or []), "tenant"]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return member_can(request, Capability.VIEW)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.edit_capability)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.edit_capability)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return member_can(request, self.edit_capability)
+
+
+def readonly_everything(model: type[models.Model]) -> list[str]:
+    return [f.name for f in model._meta.fields]

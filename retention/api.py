@@ -1,0 +1,106 @@
+"""Bases every app's REST API builds on: tenant-scoped viewsets and pagination."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, viewsets
+
+from retention.models import AuditEntry, Tenant
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.JSONField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+ERROR_RESPONSES = {
+    401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked API key."),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the needed scope."),
+    404: OpenApiResponse(ErrorSerializer, description="No such object in this tenant."),
+}
+WRITE_ERROR_RESPONSES = {
+    **ERROR_RESPONSES,
+    400: OpenApiResponse(ErrorSerializer, description="Malformed JSON body."),
+    422: OpenApiResponse(ErrorSerializer, description="Field errors, in `error.fields`."),
+}
+
+
+class TenantViewSetMixin:
+    """Scopes every query to the API key's tenant; another tenant's id is a 404."""
+
+    model = None
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.request.auth.tenant
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no request key
+            return self.model.objects.unscoped().none()
+        return self.model.objects.for_tenant(self.tenant)
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "changes",
+        ]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List audit log entries, newest first",
+        responses={200: AuditEntrySerializer(many=True), **ERROR_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="Get one audit log entry", responses={200: AuditEntrySerializer, **ERROR_RESPONSES}
+    ),
+)
+class AuditEntryViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    model = AuditEntry
+    serializer_class = AuditEntrySerializer
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("actor_user", "actor_api_key")
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = [
+            "slug",
+            "name",
+            "timezone",
+            "currency",
+            "business_hours_start",
+            "business_hours_end",
+            "business_days",
+        ]
+
+
+class CurrentTenantViewSet(viewsets.ViewSet):
+    @extend_schema(
+        summary="The tenant this API key belongs to",
+        responses={200: TenantSerializer, **ERROR_RESPONSES},
+    )
+    def list(self, request):
+        from rest_framework.response import Response
+
+        return Response(TenantSerializer(request.auth.tenant).data)

@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from retention import api, views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("audit-log", api.AuditEntryViewSet, basename="audit-log")
+router.register("tenant", api.CurrentTenantViewSet, basename="tenant")
+
+api_urlpatterns = [
+    path("", include(router.urls)),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="schema", authentication_classes=[], permission_classes=[]
+        ),
+        name="docs",
+    ),
+]
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("tenant/switch/", views.tenant_switch, name="tenant-switch"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_urlpatterns)),
+]
+
+handler404 = "retention.errors.handler404"
+handler500 = "retention.errors.handler500"

@@ -1,0 +1,74 @@
+"""Fixtures shared by the whole suite: two tenants, people in each role, API keys."""
+
+import pytest
+from django.test import Client
+
+from retention import clock
+from retention.models import ApiScope, Role, Tenant
+from retention.services import api_key_issue, tenant_create
+from tests.factories import MembershipFactory, UserFactory
+
+
+def _tenant(slug: str, name: str) -> Tenant:
+    """A tenant made as operators make them, carrying the secrets a storefront
+    would hold as plain attributes (``webhook_secret``, ``api_key``)."""
+    created = tenant_create(slug=slug, name=name, timezone="Europe/Berlin", currency="EUR")
+    created.tenant.webhook_secret = created.webhook_secret
+    created.tenant.api_key = created.api_key
+    return created.tenant
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return _tenant("alpha", "Alpha Store")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return _tenant("bravo", "Bravo Store")
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_clock():
+    yield
+    clock.set_now(None)
+
+
+def login_as(tenant, role: str, email: str | None = None) -> Client:
+    user = UserFactory(email=email or f"{role}@{tenant.slug}.example")
+    MembershipFactory(tenant=tenant, user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def marketer_client(tenant) -> Client:
+    return login_as(tenant, Role.MARKETER)
+
+
+@pytest.fixture
+def owner_client(tenant) -> Client:
+    return login_as(tenant, Role.OWNER)
+
+
+@pytest.fixture
+def agent_client(tenant) -> Client:
+    return login_as(tenant, Role.AGENT)
+
+
+@pytest.fixture
+def viewer_client(tenant) -> Client:
+    return login_as(tenant, Role.VIEWER)
+
+
+@pytest.fixture
+def api_client(tenant) -> Client:
+    """A client that sends the tenant's full-scope API key."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {tenant.api_key}")
+
+
+@pytest.fixture
+def read_only_key(tenant) -> str:
+    return api_key_issue(tenant=tenant, name="read only", scopes=[ApiScope.READ])[1]
