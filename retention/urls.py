@@ -12,6 +12,7 @@ router.register("tenant", api.CurrentTenantViewSet, basename="tenant")
 
 api_urlpatterns = [
     path("", include(router.urls)),
+    path("", include("commerce.api_urls")),
     path(
         "schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
@@ -32,6 +33,8 @@ urlpatterns = [
     path("tenant/switch/", views.tenant_switch, name="tenant-switch"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_urlpatterns)),
+    path("hooks/", include("commerce.urls_hooks")),
+    path("", include("commerce.urls_pages")),
 ]
 
 handler404 = "retention.errors.handler404"
