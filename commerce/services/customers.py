@@ -1,0 +1,338 @@
+"""Customers: identity resolution, profile updates, consent, merges."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+
+from commerce.identity import BadIdentifier, normalize_email, normalize_phone
+from commerce.models import (
+    Cart,
+    Channel,
+    ChannelConsent,
+    ConsentStatus,
+    Customer,
+    CustomerIdentity,
+    CustomerMerge,
+    IdentityKind,
+    Order,
+    Touchpoint,
+)
+from retention import clock
+from retention.errors import InvalidInput
+from retention.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+PROFILE_FIELDS = ("first_name", "last_name", "timezone", "locale", "preferred_channel")
+
+# Other apps that hold customer foreign keys register a function(survivor, merged)
+# that moves their rows; called inside the merge transaction.
+CUSTOMER_MERGE_HOOKS: list[Callable[[Customer, Customer], dict[str, int]]] = []
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """What an event tells us about who it is about. Any subset may be empty."""
+
+    external_id: str = ""
+    source: str = "storefront"
+    email: str = ""
+    phone: str = ""
+
+    @classmethod
+    def from_data(cls, data: dict, *, source: str) -> CustomerRef:
+        """Normalise a validated payload's customer block; raises InvalidInput."""
+        fields: dict[str, list[str]] = {}
+        try:
+            email = normalize_email(data.get("email"))
+        except BadIdentifier as exc:
+            fields["email"] = [str(exc)]
+            email = ""
+        try:
+            phone = normalize_phone(data.get("phone"))
+        except BadIdentifier as exc:
+            fields["phone"] = [str(exc)]
+            phone = ""
+        if fields:
+            raise InvalidInput("The customer has invalid fields.", fields={"customer": fields})
+        ref = cls(
+            external_id=str(data.get("id") or "").strip(), source=source, email=email, phone=phone
+        )
+        if not ref.keys():
+            raise InvalidInput(
+                "A customer needs an id, an email or a phone number.",
+                fields={"customer": {"id": ["Give at least one of id, email, phone."]}},
+            )
+        return ref
+
+    def keys(self) -> list[tuple[str, str, str]]:
+        out = []
+        if self.external_id:
+            out.append((IdentityKind.EXTERNAL, self.source, self.external_id))
+        if self.email:
+            out.append((IdentityKind.EMAIL, "", self.email))
+        if self.phone:
+            out.append((IdentityKind.PHONE, "", self.phone))
+        return out
+
+
+def _lock_identities(tenant_id: int, keys: Iterable[tuple[str, str, str]]) -> None:
+    """Serialise concurrent resolution of the same identifiers (PostgreSQL only):
+    two webhooks about one new person must not create two customers."""
+    if connection.vendor != "postgresql":
+        return
+    ids = sorted(
+        int.from_bytes(
+            hashlib.blake2b(f"{tenant_id}|{k}|{s}|{v}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        for k, s, v in keys
+    )
+    with connection.cursor() as cur:
+        for lock_id in ids:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def _survivor(customer: Customer) -> Customer:
+    seen = set()
+    while customer.merged_into_id and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = Customer.objects.for_tenant(customer.tenant_id).get(pk=customer.merged_into_id)
+    return customer
+
+
+@transaction.atomic
+def customer_resolve(*, tenant: Tenant, ref: CustomerRef, profile: dict | None = None) -> Customer:
+    """The one customer these identifiers lead to, created if none does.
+
+    An email or phone already known under another storefront id lands on the
+    same customer. When the identifiers lead to two customers, they are merged
+    (the older one survives) and the merge is recorded.
+    """
+    keys = ref.keys()
+    if not keys:
+        raise InvalidInput("A customer needs an id, an email or a phone number.")
+    _lock_identities(tenant.pk, keys)
+
+    found = _find_customers(tenant, keys)
+    if not found:
+        customer = Customer.objects.create(tenant=tenant, email=ref.email, phone=ref.phone)
+    else:
+        customer = found[0]
+        for other in found[1:]:
+            customer_merge(
+                survivor=customer,
+                merged=other,
+                reason=f"shared identifier in one event ({_describe(keys)})",
+            )
+    _attach_identities(customer, keys)
+    _update_contact(customer, ref, profile or {})
+    return customer
+
+
+def _describe(keys) -> str:
+    return ", ".join(k for k, _, _ in keys)
+
+
+def _find_customers(tenant: Tenant, keys: list[tuple[str, str, str]]) -> list[Customer]:
+    from django.db.models import Q
+
+    query = Q()
+    for kind, source, value in keys:
+        query |= Q(kind=kind, source=source, value=value)
+    identities = (
+        CustomerIdentity.objects.for_tenant(tenant).filter(query).select_related("customer")
+    )
+    # Priority: the storefront id first, then email, then phone.
+    rank = {IdentityKind.EXTERNAL: 0, IdentityKind.EMAIL: 1, IdentityKind.PHONE: 2}
+    ordered = sorted(identities, key=lambda i: (rank[i.kind], i.customer_id))
+    customers: list[Customer] = []
+    for identity in ordered:
+        c = _survivor(identity.customer)
+        if all(c.pk != x.pk for x in customers):
+            customers.append(c)
+    # The oldest customer survives a merge, so references stay stable.
+    return sorted(customers, key=lambda c: c.pk)
+
+
+def _attach_identities(customer: Customer, keys) -> None:
+    existing = set(
+        CustomerIdentity.objects.for_tenant(customer.tenant_id)
+        .filter(customer=customer)
+        .values_list("kind", "source", "value")
+    )
+    missing = [k for k in keys if k not in existing]
+    if missing:
+        CustomerIdentity.objects.bulk_create(
+            [
+                CustomerIdentity(
+                    tenant_id=customer.tenant_id, customer=customer, kind=k, source=s, value=v
+                )
+                for k, s, v in missing
+            ],
+            ignore_conflicts=True,
+        )
+
+
+def _update_contact(customer: Customer, ref: CustomerRef, profile: dict) -> None:
+    changed = []
+    # The newest contact point given becomes the primary one; old ones remain
+    # identities, so they still lead here.
+    if ref.email and customer.email != ref.email:
+        customer.email = ref.email
+        changed.append("email")
+    if ref.phone and customer.phone != ref.phone:
+        customer.phone = ref.phone
+        changed.append("phone")
+    for field in PROFILE_FIELDS:
+        value = profile.get(field)
+        if value not in (None, "") and getattr(customer, field) != value:
+            setattr(customer, field, value)
+            changed.append(field)
+    if changed:
+        customer.updated_at = clock.now()
+        customer.save(update_fields=[*changed, "updated_at"])
+
+
+def customer_upsert(*, tenant: Tenant, data: dict, source: str) -> Customer:
+    """Create or update a customer from a validated customer payload, with consent."""
+    ref = CustomerRef.from_data(data, source=source)
+    with transaction.atomic():
+        customer = customer_resolve(tenant=tenant, ref=ref, profile=data)
+        consent_from_payload(customer=customer, data=data, source=source)
+    return customer
+
+
+def consent_from_payload(*, customer: Customer, data: dict, source: str) -> None:
+    at = data.get("updated_at") or clock.now()
+    for field, channel in (("accepts_email", Channel.EMAIL), ("accepts_sms", Channel.SMS)):
+        if data.get(field) is not None:
+            consent_set(
+                customer=customer,
+                channel=channel,
+                status=ConsentStatus.OPTED_IN if data[field] else ConsentStatus.OPTED_OUT,
+                source=source,
+                at=at,
+            )
+
+
+def consent_set(
+    *, customer: Customer, channel: str, status: str, source: str, at: datetime | None = None
+) -> ChannelConsent:
+    """Record a consent decision unless a newer one is already known."""
+    at = at or clock.now()
+    consent, created = ChannelConsent.objects.get_or_create(
+        tenant_id=customer.tenant_id,
+        customer=customer,
+        channel=channel,
+        defaults={"status": status, "source": source, "at": at},
+    )
+    if not created and at >= consent.at and (consent.status, consent.source) != (status, source):
+        ChannelConsent.objects.for_tenant(customer.tenant_id).filter(
+            pk=consent.pk, at__lte=at
+        ).update(status=status, source=source, at=at)
+        consent.refresh_from_db()
+    return consent
+
+
+@transaction.atomic
+def customer_merge(*, survivor: Customer, merged: Customer, reason: str) -> CustomerMerge:
+    """Fold ``merged`` into ``survivor``: orders, carts, touchpoints, identities
+    and consent move; the newer consent decision per channel wins (a tie goes to
+    opted out). ``merged`` stays as a tombstone pointing at the survivor."""
+    if survivor.tenant_id != merged.tenant_id:
+        raise InvalidInput("Customers of different tenants cannot be merged.")
+    if survivor.pk == merged.pk:
+        raise InvalidInput("A customer cannot be merged into itself.")
+    tenant_id = survivor.tenant_id
+    moved = {
+        "orders": Order.objects.for_tenant(tenant_id)
+        .filter(customer=merged)
+        .update(customer=survivor),
+        "carts": Cart.objects.for_tenant(tenant_id)
+        .filter(customer=merged)
+        .update(customer=survivor),
+        "touchpoints": Touchpoint.objects.for_tenant(tenant_id)
+        .filter(customer=merged)
+        .update(customer=survivor),
+        "identities": CustomerIdentity.objects.for_tenant(tenant_id)
+        .filter(customer=merged)
+        .update(customer=survivor),
+    }
+    moved["consents"] = _merge_consents(survivor, merged)
+    for hook in CUSTOMER_MERGE_HOOKS:
+        moved.update(hook(survivor, merged))
+
+    profile_changed = []
+    for field in ("email", "phone", *PROFILE_FIELDS):
+        if not getattr(survivor, field) and getattr(merged, field):
+            setattr(survivor, field, getattr(merged, field))
+            profile_changed.append(field)
+    if profile_changed:
+        survivor.save(update_fields=profile_changed)
+    Customer.objects.for_tenant(tenant_id).filter(pk=merged.pk).update(
+        merged_into=survivor, updated_at=clock.now()
+    )
+    merged.merged_into = survivor
+    record = CustomerMerge.objects.create(
+        tenant_id=tenant_id, survivor=survivor, merged=merged, reason=reason[:200], moved=moved
+    )
+    logger.info(
+        "commerce.customer_merged tenant_id=%s survivor=%s merged=%s moved=%s",
+        tenant_id,
+        survivor.pk,
+        merged.pk,
+        moved,
+    )
+    return record
+
+
+def _merge_consents(survivor: Customer, merged: Customer) -> int:
+    tenant_id = survivor.tenant_id
+    mine = {
+        c.channel: c for c in ChannelConsent.objects.for_tenant(tenant_id).filter(customer=survivor)
+    }
+    moved = 0
+    for theirs in ChannelConsent.objects.for_tenant(tenant_id).filter(customer=merged):
+        current = mine.get(theirs.channel)
+        wins = (
+            current is None
+            or theirs.at > current.at
+            or (theirs.at == current.at and theirs.status == ConsentStatus.OPTED_OUT)
+        )
+        if current is None:
+            theirs.customer = survivor
+            theirs.save(update_fields=["customer"])
+        elif wins:
+            ChannelConsent.objects.for_tenant(tenant_id).filter(pk=current.pk).update(
+                status=theirs.status, source=theirs.source, at=theirs.at
+            )
+            theirs.delete()
+        else:
+            theirs.delete()
+        moved += 1
+    return moved
+
+
+def customer_find(*, tenant: Tenant, ref: CustomerRef) -> Customer | None:
+    """The customer these identifiers lead to, or None (read-only)."""
+    found = _find_customers(tenant, ref.keys())
+    return found[0] if found else None
+
+
+__all__ = [
+    "CUSTOMER_MERGE_HOOKS",
+    "CustomerRef",
+    "consent_set",
+    "customer_find",
+    "customer_merge",
+    "customer_resolve",
+    "customer_upsert",
+]

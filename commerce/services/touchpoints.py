@@ -1,0 +1,85 @@
+"""Touchpoints: the one timeline of everything that happened to a customer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from commerce.models import Customer, Touchpoint
+from commerce.services.customers import CustomerRef, customer_resolve
+from retention import clock
+from retention.models import Tenant
+
+MAX_BATCH = 1000
+
+
+def touchpoint_record(
+    *,
+    tenant: Tenant,
+    customer: Customer,
+    category: str,
+    kind: str,
+    source: str,
+    occurred_at: datetime | None = None,
+    properties: dict | None = None,
+    external_id: str | None = None,
+) -> bool:
+    """Record one touchpoint; with an ``external_id`` a repeat is ignored.
+    Returns True if it was stored now."""
+    fields = {
+        "customer": customer,
+        "category": category,
+        "kind": kind,
+        "occurred_at": occurred_at or clock.now(),
+        "properties": properties or {},
+    }
+    if external_id is None:
+        Touchpoint.objects.create(tenant=tenant, source=source, **fields)
+        return True
+    _, created = Touchpoint.objects.get_or_create(
+        tenant=tenant, source=source, external_id=external_id, defaults=fields
+    )
+    return created
+
+
+def touchpoints_ingest(*, tenant: Tenant, items: list[dict], source: str) -> dict[str, int]:
+    """Store a batch of validated event payloads (up to MAX_BATCH). Items with a
+    client id seen before are skipped. Returns {"received", "created", "duplicates"}."""
+    if len(items) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} events per batch")
+    ids = [i["id"] for i in items if i.get("id")]
+    seen = (
+        set(
+            Touchpoint.objects.for_tenant(tenant)
+            .filter(source=source, external_id__in=ids)
+            .values_list("external_id", flat=True)
+        )
+        if ids
+        else set()
+    )
+
+    customers: dict[CustomerRef, Customer] = {}
+    rows, batch_ids = [], set()
+    for item in items:
+        ext = item.get("id") or None
+        if ext is not None and (ext in seen or ext in batch_ids):
+            continue
+        ref = CustomerRef.from_data(item["customer"], source=source)
+        if ref not in customers:
+            customers[ref] = customer_resolve(tenant=tenant, ref=ref, profile=item["customer"])
+        rows.append(
+            Touchpoint(
+                tenant=tenant,
+                customer=customers[ref],
+                category=item["category"],
+                kind=item["kind"],
+                source=source,
+                occurred_at=item.get("occurred_at") or clock.now(),
+                properties=item.get("properties") or {},
+                external_id=ext,
+            )
+        )
+        if ext is not None:
+            batch_ids.add(ext)
+    # A concurrent request may have stored the same ids since we looked.
+    Touchpoint.objects.bulk_create(rows, ignore_conflicts=True)
+    return {"received": len(items), "created": len(rows), "duplicates": len(items) - len(rows)}

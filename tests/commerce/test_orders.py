@@ -1,0 +1,267 @@
+"""Orders, fulfilments, carts and returns are idempotent and only move forward."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from commerce import ingest
+from commerce.models import (
+    Cart,
+    DeliveryEvent,
+    Fulfillment,
+    Order,
+    OrderLine,
+    Product,
+    ProductFamily,
+    Return,
+    Touchpoint,
+)
+from commerce.services.orders import NotYetKnown, carts_mark_abandoned
+from retention import clock
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def order_payload(**over):
+    data = {
+        "id": "1001",
+        "number": "#1001",
+        "currency": "eur",
+        "placed_at": "2026-05-01T10:00:00Z",
+        "customer": {"id": "c-1", "email": "a@x.com"},
+        "lines": [
+            {
+                "sku": "COF-1",
+                "name": "Coffee",
+                "product_family": "Coffee",
+                "quantity": 2,
+                "unit_price": "9.50",
+            },
+            {
+                "sku": "MUG-1",
+                "name": "Mug",
+                "quantity": 1,
+                "unit_price": "12.00",
+                "discount": "2.00",
+            },
+        ],
+        "discount_total": "3.00",
+        "shipping_total": "4.90",
+        "tax_total": "1.10",
+        "fee_total": "0.50",
+    }
+    data.update(over)
+    return data
+
+
+def test_order_created_with_lines_totals_and_catalogue(tenant):
+    order, created = ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    assert created
+    assert order.currency == "EUR"
+    assert order.subtotal == Decimal("29.00")  # 2 x 9.50 + 12.00 - 2.00
+    assert order.total == Decimal("29.00") - Decimal("3.00") + Decimal("4.90") + Decimal(
+        "1.10"
+    ) + Decimal("0.50")
+    lines = list(OrderLine.objects.for_tenant(tenant).filter(order=order).order_by("sku"))
+    assert [(ln.sku, ln.quantity, ln.total) for ln in lines] == [
+        ("COF-1", 2, Decimal("19.00")),
+        ("MUG-1", 1, Decimal("10.00")),
+    ]
+    coffee = ProductFamily.objects.for_tenant(tenant).get(slug="coffee")
+    assert lines[0].family_id == coffee.pk
+    assert Product.objects.for_tenant(tenant).get(sku="COF-1").family_id == coffee.pk
+    assert Touchpoint.objects.for_tenant(tenant).get().kind == "order.placed"
+
+
+def test_same_order_twice_is_stored_once(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    _, created = ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    assert not created
+    assert Order.objects.for_tenant(tenant).count() == 1
+    assert OrderLine.objects.for_tenant(tenant).count() == 2
+    assert Touchpoint.objects.for_tenant(tenant).count() == 1
+
+
+def test_order_updated_replaces_lines(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    order, _ = ingest.apply(
+        tenant=tenant,
+        topic="order.updated",
+        data=order_payload(
+            lines=[{"sku": "COF-1", "quantity": 1, "unit_price": "9.50"}], total="9.50"
+        ),
+    )
+    assert order.total == Decimal("9.50")
+    assert OrderLine.objects.for_tenant(tenant).count() == 1
+
+
+def test_order_cancelled(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    order = ingest.apply(tenant=tenant, topic="order.cancelled", data={"id": "1001"})
+    assert order.status == "cancelled" and order.cancelled_at is not None
+
+
+def test_events_about_unknown_order_are_not_yet_known(tenant):
+    with pytest.raises(NotYetKnown):
+        ingest.apply(
+            tenant=tenant,
+            topic="fulfillment.updated",
+            data={"id": "f1", "order_id": "nope", "status": "shipped"},
+        )
+
+
+def test_fulfilment_status_never_moves_backwards(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+
+    def ship(status, at):
+        return ingest.apply(
+            tenant=tenant,
+            topic="fulfillment.updated",
+            data={
+                "id": "f1",
+                "order_id": "1001",
+                "status": status,
+                "occurred_at": at,
+                "estimated_delivery": {
+                    "start": "2026-05-03T00:00:00Z",
+                    "end": "2026-05-05T00:00:00Z",
+                },
+            },
+        )
+
+    ship("packed", "2026-05-01T12:00:00Z")
+    ship("shipped", "2026-05-02T08:00:00Z")
+    ship("delivered", "2026-05-04T15:00:00Z")
+    f = ship("shipped", "2026-05-02T08:00:00Z")  # a late duplicate
+    f = ship("packed", "2026-05-01T13:00:00Z")  # a late, older event
+    assert f.status == "delivered"
+    assert f.delivered_at == datetime(2026, 5, 4, 15, tzinfo=UTC)
+    assert f.shipped_at == datetime(2026, 5, 2, 8, tzinfo=UTC)
+    assert f.estimated_delivery_end == datetime(2026, 5, 5, tzinfo=UTC)
+    assert DeliveryEvent.objects.for_tenant(tenant).count() == 4  # timeline keeps late news once
+    assert Fulfillment.objects.for_tenant(tenant).count() == 1
+
+
+def test_delay_then_delivery(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    for status in ("shipped", "delayed", "out_for_delivery", "delivered"):
+        f = ingest.apply(
+            tenant=tenant,
+            topic="fulfillment.updated",
+            data={"id": "f1", "order_id": "1001", "status": status},
+        )
+    assert f.status == "delivered"
+
+
+def test_cart_abandoned_after_tenant_time_and_converted_by_order(tenant):
+    clock.set_now(T0)
+    ingest.apply(
+        tenant=tenant,
+        topic="cart.updated",
+        data={
+            "id": "cart-1",
+            "customer": {"email": "a@x.com"},
+            "items": [{"sku": "COF-1", "quantity": 2, "unit_price": "9.50"}],
+        },
+    )
+    cart = Cart.objects.for_tenant(tenant).get()
+    assert (cart.status, cart.total) == ("active", Decimal("19.00"))
+
+    clock.set_now(T0 + timedelta(minutes=59))
+    assert carts_mark_abandoned(tenant=tenant) == 0
+    clock.set_now(T0 + timedelta(minutes=60))
+    assert carts_mark_abandoned(tenant=tenant) == 1
+    cart.refresh_from_db()
+    assert cart.status == "abandoned"
+
+    clock.set_now(T0 + timedelta(hours=3))
+    ingest.apply(
+        tenant=tenant,
+        topic="order.created",
+        data=order_payload(
+            customer={"email": "a@x.com"}, cart_id="cart-1", placed_at="2026-05-01T13:00:00Z"
+        ),
+    )
+    cart.refresh_from_db()
+    assert cart.status == "converted" and cart.order_id is not None
+
+
+def test_return_refunds_order_when_fully_refunded(tenant):
+    order, _ = ingest.apply(tenant=tenant, topic="order.created", data=order_payload(total="20.00"))
+    ingest.apply(
+        tenant=tenant,
+        topic="return.created",
+        data={"id": "r1", "order_id": "1001", "refund_amount": "5.00"},
+    )
+    order.refresh_from_db()
+    assert order.status == "paid"
+    ingest.apply(
+        tenant=tenant,
+        topic="return.created",
+        data={
+            "id": "r2",
+            "order_id": "1001",
+            "refund_amount": "15.00",
+            "lines": [{"sku": "COF-1", "quantity": 1}],
+        },
+    )
+    ingest.apply(
+        tenant=tenant,
+        topic="return.created",
+        data={"id": "r2", "order_id": "1001", "refund_amount": "15.00"},
+    )
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    assert Return.objects.for_tenant(tenant).count() == 2
+
+
+def test_tracked_event_idempotent_on_client_id(tenant):
+    data = {
+        "id": "evt-1",
+        "customer": {"id": "c-1"},
+        "category": "product",
+        "kind": "onboarding.completed",
+        "properties": {"step": 3},
+    }
+    assert ingest.apply(tenant=tenant, topic="event.tracked", data=data)["created"] == 1
+    assert ingest.apply(tenant=tenant, topic="event.tracked", data=data)["created"] == 0
+    t = Touchpoint.objects.for_tenant(tenant).get()
+    assert (t.kind, t.properties) == ("onboarding.completed", {"step": 3})
+
+
+@pytest.mark.parametrize(
+    "topic,data,field",
+    [
+        ("order.created", {"id": "1", "customer": {"id": "c"}}, "placed_at"),
+        (
+            "order.created",
+            {"id": "1", "placed_at": "yesterday", "customer": {"id": "c"}},
+            "placed_at",
+        ),
+        (
+            "order.created",
+            {"id": "1", "placed_at": "2026-05-01T10:00:00Z", "customer": {}},
+            "customer",
+        ),
+        ("order.created", order_payload(total="-1"), "total"),
+        ("order.created", order_payload(total="1e30"), "total"),
+        ("fulfillment.updated", {"id": "f", "order_id": "1", "status": "teleported"}, "status"),
+        (
+            "event.tracked",
+            {"customer": {"id": "c"}, "category": "product", "kind": "Bad Kind!"},
+            "kind",
+        ),
+    ],
+)
+def test_schema_violations_name_the_field(tenant, topic, data, field):
+    with pytest.raises(ingest.InvalidInput) as exc:
+        ingest.apply(tenant=tenant, topic=topic, data=data)
+    assert field in exc.value.fields["data"]
+    assert not Order.objects.for_tenant(tenant).exists()
+
+
+def test_other_tenant_untouched(tenant, other_tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    assert not Order.objects.for_tenant(other_tenant).exists()
+    assert not Touchpoint.objects.for_tenant(other_tenant).exists()
