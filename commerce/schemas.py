@@ -101,6 +101,7 @@ class OrderPayload(serializers.Serializer):
         help_text="Default: subtotal - discounts + shipping + tax + fees",
     )
     cart_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    cancelled_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
 class OrderCancelPayload(serializers.Serializer):
@@ -150,6 +151,9 @@ class CartPayload(serializers.Serializer):
         required=False,
         allow_blank=True,
         help_text="Set when the cart became an order",
+    )
+    completed_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Set when the checkout was completed"
     )
 
 

@@ -47,6 +47,9 @@ ORDER_INGESTED_HOOKS: list[Callable[[Order, bool], None]] = []
 FULFILLMENT_UPDATED_HOOKS: list[Callable[[Fulfillment, str], None]] = []
 
 
+FINAL_ORDER_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED})
+
+
 class NotYetKnown(DomainError):
     """The event refers to something we have not received yet (out-of-order
     webhooks); processing is retried later rather than failing for good."""
@@ -149,8 +152,9 @@ def _apply_order_fields(order: Order, data: dict, customer, lines, tenant: Tenan
     order.number = data.get("number") or order.number or data["id"]
     order.currency = (data.get("currency") or order.currency or tenant.currency).upper()
     order.placed_at = data.get("placed_at") or order.placed_at or clock.now()
-    # A refund is final; any other status follows the storefront.
-    if data.get("status") and order.status != OrderStatus.REFUNDED:
+    # Cancelled and refunded are final: a late order.created arriving after the
+    # cancellation must not bring the order back.
+    if data.get("status") and order.status not in FINAL_ORDER_STATUSES:
         order.status = data["status"]
     for field in ("discount_total", "shipping_total", "tax_total", "fee_total"):
         if data.get(field) is not None:
@@ -307,10 +311,11 @@ def _moves_forward(old: str, new: str) -> bool:
 
 def cart_upsert(*, tenant: Tenant, data: dict, source: str) -> Cart:
     customer = None
-    if data.get("customer"):
-        ref = CustomerRef.from_data(data["customer"], source=source)
-        customer = customer_resolve(tenant=tenant, ref=ref, profile=data["customer"])
     with transaction.atomic():
+        if data.get("customer"):
+            ref = CustomerRef.from_data(data["customer"], source=source)
+            customer = customer_resolve(tenant=tenant, ref=ref, profile=data["customer"])
+            consent_from_payload(customer=customer, data=data["customer"], source=source)
         cart, _ = Cart.objects.select_for_update().get_or_create(
             tenant=tenant, source=source, external_id=data["id"]
         )
@@ -332,11 +337,13 @@ def cart_upsert(*, tenant: Tenant, data: dict, source: str) -> Cart:
             )
         cart.recovery_url = data.get("recovery_url") or cart.recovery_url
         cart.updated_at = data.get("updated_at") or clock.now()
-        if data.get("order_id"):
+        if data.get("order_id") or data.get("completed_at"):
             order = (
                 Order.objects.for_tenant(tenant)
                 .filter(source=source, external_id=data["order_id"])
                 .first()
+                if data.get("order_id")
+                else None
             )
             cart.status, cart.order = CartStatus.CONVERTED, order
         elif cart.status == CartStatus.ABANDONED and data.get("items"):

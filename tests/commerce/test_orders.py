@@ -265,3 +265,35 @@ def test_other_tenant_untouched(tenant, other_tenant):
     ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
     assert not Order.objects.for_tenant(other_tenant).exists()
     assert not Touchpoint.objects.for_tenant(other_tenant).exists()
+
+
+def test_late_order_created_does_not_undo_cancellation(tenant):
+    ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    ingest.apply(
+        tenant=tenant,
+        topic="order.cancelled",
+        data={"id": "1001", "cancelled_at": "2026-05-02T09:00:00Z"},
+    )
+    order, _ = ingest.apply(tenant=tenant, topic="order.created", data=order_payload())
+    assert order.status == "cancelled"
+    assert order.cancelled_at == datetime(2026, 5, 2, 9, tzinfo=UTC)
+
+
+def test_completed_checkout_is_converted_even_before_its_order(tenant):
+    clock.set_now(T0)
+    ingest.apply(
+        tenant=tenant,
+        topic="cart.updated",
+        data={
+            "id": "chk-1",
+            "customer": {"email": "a@x.com", "accepts_email": True},
+            "items": [{"sku": "A", "unit_price": "5.00"}],
+            "completed_at": "2026-05-01T10:05:00Z",
+        },
+    )
+    clock.set_now(T0 + timedelta(hours=2))
+    assert carts_mark_abandoned(tenant=tenant) == 0
+    assert Cart.objects.for_tenant(tenant).get().status == "converted"
+    from commerce.models import ChannelConsent
+
+    assert ChannelConsent.objects.for_tenant(tenant).get().status == "opted_in"
