@@ -1,3 +1,14 @@
-"""URL patterns (filled in by the commerce issue)."""
+"""REST API routes for commerce, mounted under ``/api/v1/``."""
 
-urlpatterns: list = []
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from commerce import api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("customers", api.CustomerViewSet, basename="customer")
+router.register("orders", api.OrderViewSet, basename="order")
+router.register("events", api.EventViewSet, basename="event")
+
+urlpatterns = [path("", include(router.urls))]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from rest_framework import serializers
 
@@ -26,13 +28,62 @@ MAX_PROPERTIES_BYTES = 16_384
 KIND_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 
 
-def _money(**kw) -> serializers.DecimalField:
+# Amounts fit the database columns with room for sums: a unit price up to a
+# billion, a line or order total up to a hundred billion.
+MAX_UNIT_PRICE = Decimal("999999999.99")
+MAX_TOTAL = Decimal("99999999999.99")
+MAX_QUANTITY = 100_000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _money(*, max_value: Decimal = MAX_TOTAL, **kw) -> serializers.DecimalField:
     return serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, coerce_to_string=False, **kw
+        max_digits=14,
+        decimal_places=2,
+        min_value=0,
+        max_value=max_value,
+        coerce_to_string=False,
+        **kw,
     )
 
 
-class CustomerPayload(serializers.Serializer):
+class BoundedDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time between 1970 and 2100 (naive = UTC)."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if not EARLIEST <= parsed < LATEST:
+            raise serializers.ValidationError("Must be between 1970 and 2100.")
+        return parsed
+
+
+def _check_text(value, path: str = "") -> None:
+    """PostgreSQL stores neither NUL characters nor lone surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            raise serializers.ValidationError(
+                f"Text{' at ' + path if path else ''} contains a NUL or an unpaired surrogate."
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, f"{path}[{i}]")
+
+
+class Payload(serializers.Serializer):
+    """Base for every payload: text must be storable in PostgreSQL."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        _check_text(dict(value))
+        return value
+
+
+class CustomerPayload(Payload):
     id = serializers.CharField(
         max_length=100,
         required=False,
@@ -50,7 +101,7 @@ class CustomerPayload(serializers.Serializer):
     preferred_channel = serializers.ChoiceField(Channel.choices, required=False, allow_blank=True)
     accepts_email = serializers.BooleanField(required=False, allow_null=True, default=None)
     accepts_sms = serializers.BooleanField(required=False, allow_null=True, default=None)
-    updated_at = serializers.DateTimeField(required=False)
+    updated_at = BoundedDateTimeField(required=False)
 
     def validate_timezone(self, value: str) -> str:
         if value and value not in zoneinfo.available_timezones():
@@ -66,25 +117,30 @@ class CustomerPayload(serializers.Serializer):
         return attrs
 
 
-class OrderLinePayload(serializers.Serializer):
+class OrderLinePayload(Payload):
     sku = serializers.CharField(max_length=100, required=False, allow_blank=True)
     name = serializers.CharField(max_length=300, required=False, allow_blank=True)
     product_family = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
-    unit_price = _money(default=0)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY, default=1)
+    unit_price = _money(max_value=MAX_UNIT_PRICE, default=0)
     discount = _money(default=0)
     total = _money(required=False, allow_null=True, default=None)
     price_tier = serializers.ChoiceField(PriceTier.choices, required=False)
 
+    def validate(self, attrs: dict) -> dict:
+        if attrs["quantity"] * attrs["unit_price"] > MAX_TOTAL:
+            raise serializers.ValidationError({"quantity": ["The line total is too large."]})
+        return attrs
 
-class OrderPayload(serializers.Serializer):
+
+class OrderPayload(Payload):
     id = serializers.CharField(max_length=100, help_text="The storefront's order id")
     number = serializers.CharField(max_length=50, required=False, allow_blank=True)
     status = serializers.ChoiceField(OrderStatus.choices, default=OrderStatus.PAID)
     currency = serializers.RegexField(
         r"^[A-Za-z]{3}$", required=False, help_text="ISO 4217; default the store's"
     )
-    placed_at = serializers.DateTimeField()
+    placed_at = BoundedDateTimeField()
     customer = CustomerPayload()
     lines = OrderLinePayload(many=True, required=False, max_length=MAX_LINES)
     subtotal = _money(
@@ -101,17 +157,26 @@ class OrderPayload(serializers.Serializer):
         help_text="Default: subtotal - discounts + shipping + tax + fees",
     )
     cart_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    cancelled_at = serializers.DateTimeField(required=False, allow_null=True)
+    cancelled_at = BoundedDateTimeField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict) -> dict:
+        lines_total = sum(
+            (line["quantity"] * line["unit_price"] for line in attrs.get("lines") or []),
+            start=Decimal(0),
+        )
+        if lines_total > MAX_TOTAL:
+            raise serializers.ValidationError({"lines": ["The order total is too large."]})
+        return attrs
 
 
-class OrderCancelPayload(serializers.Serializer):
+class OrderCancelPayload(Payload):
     id = serializers.CharField(max_length=100)
-    cancelled_at = serializers.DateTimeField(required=False)
+    cancelled_at = BoundedDateTimeField(required=False)
 
 
-class DeliveryWindowPayload(serializers.Serializer):
-    start = serializers.DateTimeField(required=False, allow_null=True)
-    end = serializers.DateTimeField(required=False, allow_null=True)
+class DeliveryWindowPayload(Payload):
+    start = BoundedDateTimeField(required=False, allow_null=True)
+    end = BoundedDateTimeField(required=False, allow_null=True)
 
     def validate(self, attrs: dict) -> dict:
         if attrs.get("start") and attrs.get("end") and attrs["end"] < attrs["start"]:
@@ -119,11 +184,11 @@ class DeliveryWindowPayload(serializers.Serializer):
         return attrs
 
 
-class FulfillmentPayload(serializers.Serializer):
+class FulfillmentPayload(Payload):
     id = serializers.CharField(max_length=100, help_text="The storefront's fulfilment id")
     order_id = serializers.CharField(max_length=100)
     status = serializers.ChoiceField(FulfillmentStatus.choices)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = BoundedDateTimeField(required=False)
     carrier = serializers.CharField(max_length=100, required=False, allow_blank=True)
     tracking_number = serializers.CharField(max_length=100, required=False, allow_blank=True)
     tracking_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
@@ -131,47 +196,47 @@ class FulfillmentPayload(serializers.Serializer):
     message = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-class CartItemPayload(serializers.Serializer):
+class CartItemPayload(Payload):
     sku = serializers.CharField(max_length=100, required=False, allow_blank=True)
     name = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
-    unit_price = _money(default=0)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY, default=1)
+    unit_price = _money(max_value=MAX_UNIT_PRICE, default=0)
 
 
-class CartPayload(serializers.Serializer):
+class CartPayload(Payload):
     id = serializers.CharField(max_length=100, help_text="The storefront's cart/checkout id")
     customer = CustomerPayload(required=False)
     currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
     items = CartItemPayload(many=True, required=False, max_length=MAX_LINES)
     total = _money(required=False, allow_null=True, default=None)
     recovery_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
-    updated_at = serializers.DateTimeField(required=False)
+    updated_at = BoundedDateTimeField(required=False)
     order_id = serializers.CharField(
         max_length=100,
         required=False,
         allow_blank=True,
         help_text="Set when the cart became an order",
     )
-    completed_at = serializers.DateTimeField(
+    completed_at = BoundedDateTimeField(
         required=False, allow_null=True, help_text="Set when the checkout was completed"
     )
 
 
-class ReturnLinePayload(serializers.Serializer):
+class ReturnLinePayload(Payload):
     sku = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY, default=1)
 
 
-class ReturnPayload(serializers.Serializer):
+class ReturnPayload(Payload):
     id = serializers.CharField(max_length=100)
     order_id = serializers.CharField(max_length=100)
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
     refund_amount = _money(default=0)
     lines = ReturnLinePayload(many=True, required=False, max_length=MAX_LINES)
-    created_at = serializers.DateTimeField(required=False)
+    created_at = BoundedDateTimeField(required=False)
 
 
-class EventPayload(serializers.Serializer):
+class EventPayload(Payload):
     id = serializers.CharField(
         max_length=100,
         required=False,
@@ -181,7 +246,7 @@ class EventPayload(serializers.Serializer):
     customer = CustomerPayload()
     category = serializers.ChoiceField(TouchpointCategory.choices)
     kind = serializers.CharField(max_length=100, help_text="Dotted name, e.g. onboarding.completed")
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = BoundedDateTimeField(required=False)
     properties = serializers.DictField(required=False, default=dict)
 
     def validate_kind(self, value: str) -> str:
@@ -192,12 +257,13 @@ class EventPayload(serializers.Serializer):
         return value
 
     def validate_properties(self, value: dict) -> dict:
+        _check_text(value)
         if len(json.dumps(value, default=str)) > MAX_PROPERTIES_BYTES:
             raise serializers.ValidationError(f"At most {MAX_PROPERTIES_BYTES} bytes of JSON.")
         return value
 
 
-class WebhookEnvelope(serializers.Serializer):
+class WebhookEnvelope(Payload):
     type = serializers.CharField(max_length=100)
     data = serializers.DictField()
-    timestamp = serializers.DateTimeField(required=False)
+    timestamp = BoundedDateTimeField(required=False)

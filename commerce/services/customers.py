@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from commerce.identity import BadIdentifier, normalize_email, normalize_phone
 from commerce.models import (
@@ -24,7 +24,7 @@ from commerce.models import (
     Touchpoint,
 )
 from retention import clock
-from retention.errors import InvalidInput
+from retention.errors import Conflict, InvalidInput
 from retention.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,50 @@ def customer_upsert(*, tenant: Tenant, data: dict, source: str) -> Customer:
     return customer
 
 
+@transaction.atomic
+def customer_update(
+    *, tenant: Tenant, customer: Customer, data: dict, contacts: dict, source: str
+) -> Customer:
+    """Apply a partial update to one customer. ``contacts`` holds the normalised
+    email and phone when given. A contact point of another customer is a 409:
+    an update never merges customers."""
+    customer = Customer.objects.for_tenant(tenant).select_for_update().get(pk=customer.pk)
+    changed = []
+    for field, kind in (("email", IdentityKind.EMAIL), ("phone", IdentityKind.PHONE)):
+        if field not in contacts:
+            continue
+        value = contacts[field]
+        if value:
+            try:
+                with transaction.atomic():
+                    identity, _ = CustomerIdentity.objects.get_or_create(
+                        tenant=tenant,
+                        kind=kind,
+                        source="",
+                        value=value,
+                        defaults={"customer": customer},
+                    )
+            except IntegrityError:
+                identity = None
+            if identity is None or identity.customer_id != customer.pk:
+                raise Conflict(
+                    f"This {field} belongs to another customer.",
+                    fields={field: ["Already an identity of another customer."]},
+                )
+        if getattr(customer, field) != value:
+            setattr(customer, field, value)
+            changed.append(field)
+    for field in PROFILE_FIELDS:
+        if field in data and getattr(customer, field) != data[field]:
+            setattr(customer, field, data[field])
+            changed.append(field)
+    if changed:
+        customer.updated_at = clock.now()
+        customer.save(update_fields=[*changed, "updated_at"])
+    consent_from_payload(customer=customer, data=data, source=source)
+    return customer
+
+
 def consent_from_payload(*, customer: Customer, data: dict, source: str) -> None:
     at = data.get("updated_at") or clock.now()
     for field, channel in (("accepts_email", Channel.EMAIL), ("accepts_sms", Channel.SMS)):
@@ -334,5 +378,6 @@ __all__ = [
     "customer_find",
     "customer_merge",
     "customer_resolve",
+    "customer_update",
     "customer_upsert",
 ]

@@ -149,7 +149,7 @@ def order_upsert(*, tenant: Tenant, data: dict, source: str) -> tuple[Order, boo
 
 def _apply_order_fields(order: Order, data: dict, customer, lines, tenant: Tenant) -> None:
     order.customer = customer
-    order.number = data.get("number") or order.number or data["id"]
+    order.number = (data.get("number") or order.number or data["id"])[:50]
     order.currency = (data.get("currency") or order.currency or tenant.currency).upper()
     order.placed_at = data.get("placed_at") or order.placed_at or clock.now()
     # Cancelled and refunded are final: a late order.created arriving after the

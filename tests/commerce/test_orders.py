@@ -297,3 +297,43 @@ def test_completed_checkout_is_converted_even_before_its_order(tenant):
     from commerce.models import ChannelConsent
 
     assert ChannelConsent.objects.for_tenant(tenant).get().status == "opted_in"
+
+
+@pytest.mark.parametrize(
+    "over,field",
+    [
+        ({"placed_at": "0001-01-01T00:00:00Z"}, "placed_at"),
+        ({"placed_at": "2999-01-01T00:00:00Z"}, "placed_at"),
+        ({"lines": [{"sku": "A", "quantity": 100000, "unit_price": "999999999.99"}]}, "lines"),
+        ({"lines": [{"sku": "A", "unit_price": "10000000000"}]}, "lines"),
+        ({"customer": {"id": "c", "first_name": "bad\x00name"}}, "customer"),
+        ({"customer": {"id": "c", "first_name": "lone \ud800 surrogate"}}, "customer"),
+    ],
+)
+def test_values_the_database_cannot_hold_are_field_errors(tenant, over, field):
+    with pytest.raises(ingest.InvalidInput) as exc:
+        ingest.apply(tenant=tenant, topic="order.created", data=order_payload(**over))
+    assert field in exc.value.fields["data"]
+    assert not Order.objects.for_tenant(tenant).exists()
+
+
+def test_surrogates_in_event_properties_refused(tenant):
+    with pytest.raises(ingest.InvalidInput):
+        ingest.apply(
+            tenant=tenant,
+            topic="event.tracked",
+            data={
+                "customer": {"id": "c"},
+                "category": "product",
+                "kind": "a.b",
+                "properties": {"k": ["ok", {"x": "\ud800"}]},
+            },
+        )
+    assert not Touchpoint.objects.for_tenant(tenant).exists()
+
+
+def test_long_order_id_without_number(tenant):
+    order, _ = ingest.apply(
+        tenant=tenant, topic="order.created", data=order_payload(id="x" * 100, number="")
+    )
+    assert order.external_id == "x" * 100 and order.number == "x" * 50
