@@ -65,12 +65,34 @@ def validate(*, topic: str, data: object) -> dict:
             fields={"type": [f"Use one of: {', '.join(sorted(TOPICS))}."]},
             code="unknown_type",
         )
-    serializer = spec.schema(data=data)
-    if not serializer.is_valid():
+    try:
+        return run_schema(spec.schema, data)
+    except serializers.ValidationError as exc:
         raise InvalidInput(
-            "The event data has invalid fields.", fields={"data": _plain(serializer.errors)}
-        )
-    return serializer.validated_data
+            "The event data has invalid fields.", fields={"data": field_errors(exc.detail)}
+        ) from None
+
+
+# One bound serializer per schema, reused: building a nested serializer's fields
+# (deep copies) costs ~1 ms per request, validating ~0.2 ms. DRF fields keep no
+# per-call state in run_validation, and our validate methods read only attrs.
+_BOUND: dict[type, serializers.Serializer] = {}
+
+
+def run_schema(schema: type[serializers.Serializer], data: object) -> dict:
+    """Validate ``data`` with ``schema``; raises DRF's ValidationError."""
+    bound = _BOUND.get(schema)
+    if bound is None:
+        bound = schema()
+        bound.fields  # noqa: B018 - bind the fields once
+        _BOUND[schema] = bound
+    return bound.run_validation(data)
+
+
+def field_errors(detail) -> dict:
+    """DRF error detail as plain JSON, always a dict of fields."""
+    plain = _plain(detail)
+    return plain if isinstance(plain, dict) else {"non_field_errors": plain}
 
 
 def apply(*, tenant: Tenant, topic: str, data: dict, source: str = "storefront") -> object:

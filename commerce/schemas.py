@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from commerce.identity import BadIdentifier, normalize_email, normalize_phone
 from commerce.models import (
     Channel,
     FulfillmentStatus,
@@ -79,7 +80,14 @@ class Payload(serializers.Serializer):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        _check_text(dict(value))
+        errors = {}
+        for key, item in value.items():
+            try:
+                _check_text(item)
+            except serializers.ValidationError as exc:
+                errors[key] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
         return value
 
 
@@ -102,6 +110,18 @@ class CustomerPayload(Payload):
     accepts_email = serializers.BooleanField(required=False, allow_null=True, default=None)
     accepts_sms = serializers.BooleanField(required=False, allow_null=True, default=None)
     updated_at = BoundedDateTimeField(required=False)
+
+    def validate_email(self, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except BadIdentifier as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_phone(self, value: str) -> str:
+        try:
+            return normalize_phone(value)
+        except BadIdentifier as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
     def validate_timezone(self, value: str) -> str:
         if value and value not in zoneinfo.available_timezones():

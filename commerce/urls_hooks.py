@@ -1,3 +1,10 @@
-"""URL patterns (filled in by the commerce issue)."""
+"""Storefront webhooks under ``/hooks/``."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from commerce import webhooks
+
+urlpatterns = [
+    path("<str:slug>/", webhooks.standard_webhook, name="hooks-standard"),
+    path("<str:slug>/shopify/", webhooks.shopify_webhook, name="hooks-shopify"),
+]

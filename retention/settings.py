@@ -214,3 +214,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Beat schedule (periodic sweepers) -------------------------------------------
+CELERY_BEAT_SCHEDULE = {
+    "commerce-sweep-inbox": {"task": "commerce.sweep_inbox", "schedule": 60.0},
+    "commerce-mark-abandoned-carts": {"task": "commerce.mark_abandoned_carts", "schedule": 300.0},
+}

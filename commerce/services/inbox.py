@@ -1,0 +1,125 @@
+"""Processing of stored webhooks (the inbox): claim, parse, apply, record.
+
+An entry is claimed by a conditional update (only pending or failed rows, with
+``attempts = attempts + 1``), so a processed entry is never applied twice and a
+replayed task does nothing. An event that refers to something not received yet
+(:class:`NotYetKnown`) leaves the entry pending for a retry, up to
+``MAX_ATTEMPTS``; after that it is failed, never dropped, and can be retried
+from the admin.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+
+from django.db import transaction
+from django.db.models import F
+
+from commerce import ingest
+from commerce.models import InboxEntry, InboxStatus
+from commerce.services.orders import NotYetKnown
+from retention import clock
+from retention.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+MAX_ERROR_CHARS = 2000
+
+
+class Outcome(enum.StrEnum):
+    PROCESSED = "processed"
+    WAITING = "waiting"  # out of order: still pending, retry later
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already processed, or claimed by someone else
+
+
+def inbox_process(*, entry: InboxEntry) -> Outcome:
+    """Apply one stored webhook. Safe to call any number of times."""
+    with transaction.atomic():
+        claimed = (
+            InboxEntry.objects.for_tenant(entry.tenant_id)
+            .filter(pk=entry.pk, status__in=[InboxStatus.PENDING, InboxStatus.FAILED])
+            .update(attempts=F("attempts") + 1)
+        )
+        if not claimed:
+            return Outcome.SKIPPED
+        # The update holds the row lock until commit: a second worker waits,
+        # then finds the entry processed and skips it.
+        entry.refresh_from_db(fields=["attempts", "status", "body", "topic", "channel"])
+        try:
+            with transaction.atomic():
+                _apply(entry)
+        except NotYetKnown as exc:
+            final = entry.attempts >= MAX_ATTEMPTS
+            status = InboxStatus.FAILED if final else InboxStatus.PENDING
+            _record(entry, status=status, error=f"{exc.message} (attempt {entry.attempts})")
+            logger.info(
+                "commerce.inbox_waiting tenant_id=%s entry_id=%s attempts=%s final=%s",
+                entry.tenant_id,
+                entry.pk,
+                entry.attempts,
+                final,
+            )
+            return Outcome.FAILED if final else Outcome.WAITING
+        except DomainError as exc:
+            detail = f"{exc.message} {json.dumps(exc.fields, default=str)}" if exc.fields else ""
+            _record(entry, status=InboxStatus.FAILED, error=detail or exc.message)
+            return Outcome.FAILED
+        except Exception as exc:  # recorded on the row and retried from the admin
+            logger.exception(
+                "commerce.inbox_failed tenant_id=%s entry_id=%s", entry.tenant_id, entry.pk
+            )
+            _record(entry, status=InboxStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            return Outcome.FAILED
+        _record(entry, status=InboxStatus.PROCESSED, error="", processed_at=clock.now())
+    return Outcome.PROCESSED
+
+
+def inbox_retry(*, entry: InboxEntry) -> bool:
+    """Put a failed (or stuck pending) entry back in the queue with a fresh
+    attempt budget. Returns False for a processed entry (nothing to do)."""
+    from commerce.tasks import enqueue_inbox_entry
+
+    with transaction.atomic():
+        updated = (
+            InboxEntry.objects.for_tenant(entry.tenant_id)
+            .filter(pk=entry.pk, status__in=[InboxStatus.FAILED, InboxStatus.PENDING])
+            .update(status=InboxStatus.PENDING, attempts=0)
+        )
+        if updated:
+            tenant_id, entry_id = entry.tenant_id, entry.pk
+            transaction.on_commit(
+                lambda: enqueue_inbox_entry(tenant_id=tenant_id, entry_id=entry_id)
+            )
+    return bool(updated)
+
+
+def _apply(entry: InboxEntry) -> None:
+    try:
+        payload = json.loads(entry.body)
+    except (ValueError, RecursionError) as exc:
+        raise DomainError(f"The stored body is not JSON: {exc}", code="not_json") from exc
+    if not isinstance(payload, dict):
+        raise DomainError("The stored body is not a JSON object.", code="not_json")
+    tenant = entry.tenant
+    if entry.channel == "shopify":
+        from commerce import shopify
+
+        for topic, data in shopify.to_events(entry.topic, payload):
+            ingest.apply(tenant=tenant, topic=topic, data=data, source="shopify")
+        return
+    if not isinstance(payload.get("data"), dict):
+        raise DomainError("The stored webhook has no data object.", code="invalid")
+    ingest.apply(tenant=tenant, topic=entry.topic, data=payload["data"])
+
+
+def _record(entry: InboxEntry, *, status: str, error: str, processed_at=None) -> None:
+    fields = {"status": status, "error": error[:MAX_ERROR_CHARS]}
+    if processed_at is not None:
+        fields["processed_at"] = processed_at
+    InboxEntry.objects.for_tenant(entry.tenant_id).filter(pk=entry.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(entry, name, value)
