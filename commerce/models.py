@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 
 from retention import clock
 from retention.tenancy import TenantOwnedModel
@@ -515,8 +516,9 @@ class InboxStatus(models.TextChoices):
 class InboxEntry(TenantOwnedModel):
     """A webhook exactly as it arrived, stored before it is acknowledged.
 
-    Processing (a task on the ``ingest`` queue) reads from here and can be
-    re-run; ``(tenant, channel, webhook_id)`` is unique so a replay is seen once.
+    Processing (a per-tenant drain task on the ``ingest`` queue) reads due
+    pending entries from here and can be re-run; ``(tenant, channel, webhook_id)``
+    is unique so a replay is seen once.
     """
 
     channel = models.CharField(max_length=20, help_text="standard or shopify")
@@ -528,6 +530,10 @@ class InboxEntry(TenantOwnedModel):
     status = models.CharField(
         max_length=10, choices=InboxStatus.choices, default=InboxStatus.PENDING
     )
+    # When a pending entry may next be processed: now for a new one, later for
+    # an out-of-order event waiting for what it refers to. A due time in the
+    # row, not a long countdown in the broker (ARCHITECTURE.md rule 3).
+    available_at = models.DateTimeField(default=clock.now, db_default=Now())
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -542,9 +548,9 @@ class InboxEntry(TenantOwnedModel):
             )
         ]
         indexes = [
-            # The sweeper re-enqueues entries still pending after a while.
+            # The drain and the sweeper read pending entries that are due.
             models.Index(
-                fields=["tenant", "received_at"],
+                fields=["tenant", "available_at"],
                 name="inbox_pending",
                 condition=models.Q(status="pending"),
             ),

@@ -1,58 +1,83 @@
 """Celery tasks of commerce: thin wrappers that call the services.
 
-- ``commerce.process_inbox_entry`` (queue ``ingest``): apply one stored webhook;
-  an out-of-order event is retried with a bounded backoff.
-- ``commerce.sweep_inbox`` (beat, every minute): re-enqueue entries still pending
-  after ``SWEEP_AFTER``, so a lost broker message delays work but never loses it.
+- ``commerce.drain_inbox`` (queue ``ingest``): process a tenant's due webhooks in
+  batches. Webhooks *kick* it after commit; while a drain is queued and has not
+  started, further kicks publish nothing, so a burst of webhooks costs a few
+  broker messages, not one each.
+- ``commerce.process_inbox_entry`` (queue ``ingest``): process one entry now.
+- ``commerce.sweep_inbox`` (beat, every minute): kick every tenant that has due
+  pending entries nobody is draining (a lost kick, a broker restart, or an
+  out-of-order event whose backoff has passed): delayed, never lost.
 - ``commerce.mark_abandoned_carts`` (beat, every 5 minutes).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
+import redis
 from celery import shared_task
 from django.conf import settings
 
 from commerce.models import InboxEntry, InboxStatus
+from commerce.services.inbox import inbox_drain, inbox_process
 from retention import clock
 from retention.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-SWEEP_AFTER = timedelta(minutes=2)
-SWEEP_BATCH = 500
-RETRY_BASE_SECONDS = 10
-# Routed per call: Celery deprecates the task-level ``queue`` attribute, and a
-# retry goes back to the queue it came from.
 INGEST_QUEUE = "ingest"
+# Safety expiry of the coalescing key, should a queued drain be lost.
+KICK_WINDOW_MS = 5000
+# A due entry this long untouched means its kick was lost: the sweeper kicks again.
+SWEEP_AFTER = timedelta(seconds=60)
 
 
-def enqueue_inbox_entry(*, tenant_id: int, entry_id: int) -> None:
-    """Enqueue processing; a broker outage is logged, and the sweeper picks the
-    entry up later (it is stored, so nothing is lost)."""
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+
+
+def _coalescing() -> bool:
+    return bool(settings.REDIS_URL) and not drain_inbox.app.conf.task_always_eager
+
+
+def _kick_key(tenant_id: int) -> str:
+    return f"retention:inbox-kick:{tenant_id}"
+
+
+def kick_inbox(*, tenant_id: int) -> None:
+    """Make sure a drain for this tenant is queued soon. Never raises: the entry
+    is stored, and the sweeper finds it if the kick is lost."""
     try:
-        process_inbox_entry.apply_async((tenant_id, entry_id), queue=INGEST_QUEUE)
-    except Exception:  # the broker is down; the row is safe in the inbox
-        logger.warning(
-            "commerce.inbox_enqueue_failed tenant_id=%s entry_id=%s",
-            tenant_id,
-            entry_id,
-            exc_info=True,
-        )
+        # The key is set when a drain is queued and cleared when it starts: while
+        # it is set, a queued drain that has not looked yet will see this entry.
+        if _coalescing() and not _redis().set(_kick_key(tenant_id), 1, nx=True, px=KICK_WINDOW_MS):
+            return
+        drain_inbox.apply_async((tenant_id,), queue=INGEST_QUEUE)
+    except Exception:  # broker or Redis down; the row is safe in the inbox
+        logger.warning("commerce.inbox_kick_failed tenant_id=%s", tenant_id, exc_info=True)
 
 
 @shared_task(
-    bind=True,
-    name="commerce.process_inbox_entry",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,  # bounded by the entry's attempts (inbox.MAX_ATTEMPTS)
+    name="commerce.drain_inbox", acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
-def process_inbox_entry(self, tenant_id: int, entry_id: int) -> str:
-    from commerce.services.inbox import Outcome, inbox_process
+def drain_inbox(tenant_id: int) -> bool:
+    if _coalescing():
+        try:
+            _redis().delete(_kick_key(tenant_id))
+        except redis.RedisError:
+            logger.warning("commerce.inbox_kick_clear_failed tenant_id=%s", tenant_id)
+    more = inbox_drain(tenant_id=tenant_id)
+    if more:
+        drain_inbox.apply_async((tenant_id,), queue=INGEST_QUEUE)
+    return more
 
+
+@shared_task(name="commerce.process_inbox_entry", acks_late=True, reject_on_worker_lost=True)
+def process_inbox_entry(tenant_id: int, entry_id: int) -> str:
     entry = (
         InboxEntry.objects.for_tenant(tenant_id)
         .select_related("tenant")
@@ -61,31 +86,25 @@ def process_inbox_entry(self, tenant_id: int, entry_id: int) -> str:
     )
     if entry is None:
         return "missing"
-    outcome = inbox_process(entry=entry)
-    if outcome == Outcome.WAITING and not self.request.is_eager:
-        # In-process (eager) runs leave it pending for the sweeper instead.
-        countdown = min(RETRY_BASE_SECONDS * 2**self.request.retries, settings.CELERY_MAX_COUNTDOWN)
-        raise self.retry(countdown=countdown, queue=INGEST_QUEUE)
-    return str(outcome)
+    return str(inbox_process(entry=entry))
 
 
 @shared_task(name="commerce.sweep_inbox", acks_late=True, reject_on_worker_lost=True)
 def sweep_inbox() -> int:
-    """Re-enqueue entries pending for longer than SWEEP_AFTER, per tenant, in batches."""
+    """Kick each tenant with entries due for longer than SWEEP_AFTER. Returns
+    how many such entries there were."""
     cutoff = clock.now() - SWEEP_AFTER
     total = 0
     for tenant_id in Tenant.objects.filter(is_active=True).values_list("pk", flat=True):
-        ids = list(
+        due = (
             InboxEntry.objects.for_tenant(tenant_id)
-            .filter(status=InboxStatus.PENDING, received_at__lte=cutoff)
-            .order_by("received_at")
-            .values_list("pk", flat=True)[:SWEEP_BATCH]
+            .filter(status=InboxStatus.PENDING, available_at__lte=cutoff)
+            .count()
         )
-        for entry_id in ids:
-            enqueue_inbox_entry(tenant_id=tenant_id, entry_id=entry_id)
-        total += len(ids)
-        if ids:
-            logger.info("commerce.inbox_swept tenant_id=%s count=%s", tenant_id, len(ids))
+        if due:
+            logger.info("commerce.inbox_swept tenant_id=%s due=%s", tenant_id, due)
+            kick_inbox(tenant_id=tenant_id)
+            total += due
     return total
 
 

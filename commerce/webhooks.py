@@ -21,7 +21,7 @@ from rest_framework import serializers
 from commerce import ingest, schemas, signing
 from commerce.models import InboxEntry
 from commerce.services.orders import commerce_settings
-from commerce.tasks import enqueue_inbox_entry
+from commerce.tasks import kick_inbox
 from retention import clock
 from retention.errors import InvalidInput, json_error
 from retention.models import Tenant, WebhookSecret
@@ -308,7 +308,7 @@ def _store(
     )
     if not created:
         return JsonResponse({"id": entry_id, "status": "duplicate"}, status=200)
-    transaction.on_commit(lambda: enqueue_inbox_entry(tenant_id=tenant_id, entry_id=entry_id))
+    transaction.on_commit(lambda: kick_inbox(tenant_id=tenant_id))
     logger.debug("commerce.webhook_accepted tenant_id=%s entry_id=%s", tenant_id, entry_id)
     return JsonResponse({"id": entry_id, "status": "accepted"}, status=202)
 
@@ -318,6 +318,7 @@ def inbox_insert(
 ) -> tuple[int, bool]:
     """One ``INSERT … ON CONFLICT DO NOTHING RETURNING id``; on a replay, the
     existing row's id. Returns (id, created)."""
+    now = clock.now()
     with connection.cursor() as cursor:
         cursor.execute(
             _insert_sql(),
@@ -328,7 +329,8 @@ def inbox_insert(
                 topic[:100],
                 json.dumps(headers),
                 body,
-                clock.now(),
+                now,
+                now,
                 "pending",
                 0,
                 "",
@@ -364,6 +366,7 @@ def _insert_sql() -> str:
                 "headers",
                 "body",
                 "received_at",
+                "available_at",
                 "status",
                 "attempts",
                 "error",

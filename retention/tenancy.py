@@ -138,7 +138,11 @@ class TenantManager(_TenantManagerBase.from_queryset(TenantQuerySet)):
 class TenantOwnedModel(models.Model):
     """Abstract base for every row that belongs to a tenant."""
 
-    tenant = models.ForeignKey("retention.Tenant", on_delete=models.CASCADE, related_name="+")
+    # No single-column index: every model's constraints and indexes lead with
+    # tenant already, and a redundant index on the largest tables costs writes.
+    tenant = models.ForeignKey(
+        "retention.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
 
     objects = TenantManager()
 

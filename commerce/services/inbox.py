@@ -3,8 +3,8 @@
 An entry is claimed by a conditional update (only pending or failed rows, with
 ``attempts = attempts + 1``), so a processed entry is never applied twice and a
 replayed task does nothing. An event that refers to something not received yet
-(:class:`NotYetKnown`) leaves the entry pending for a retry, up to
-``MAX_ATTEMPTS``; after that it is failed, never dropped, and can be retried
+(:class:`NotYetKnown`) leaves the entry pending with a later ``available_at``
+(backoff), up to ``MAX_ATTEMPTS``; after that it is failed, never dropped, and can be retried
 from the admin.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import time
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -27,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 MAX_ERROR_CHARS = 2000
+RETRY_BASE = timedelta(seconds=10)
+RETRY_MAX = timedelta(minutes=5)
+DRAIN_BATCH = 100
+DRAIN_SECONDS = 30.0
 
 
 class Outcome(enum.StrEnum):
@@ -39,15 +45,14 @@ class Outcome(enum.StrEnum):
 def inbox_process(*, entry: InboxEntry) -> Outcome:
     """Apply one stored webhook. Safe to call any number of times."""
     with transaction.atomic():
-        claimed = (
-            InboxEntry.objects.for_tenant(entry.tenant_id)
-            .filter(pk=entry.pk, status__in=[InboxStatus.PENDING, InboxStatus.FAILED])
-            .update(attempts=F("attempts") + 1)
+        # Claim: lock the row without waiting (another worker holding it is
+        # processing it), then count the attempt. The lock is held until commit.
+        rows = InboxEntry.objects.for_tenant(entry.tenant_id).filter(
+            pk=entry.pk, status__in=[InboxStatus.PENDING, InboxStatus.FAILED]
         )
-        if not claimed:
+        if not rows.select_for_update(skip_locked=True).values_list("pk", flat=True):
             return Outcome.SKIPPED
-        # The update holds the row lock until commit: a second worker waits,
-        # then finds the entry processed and skips it.
+        rows.update(attempts=F("attempts") + 1)
         entry.refresh_from_db(fields=["attempts", "status", "body", "topic", "channel"])
         try:
             with transaction.atomic():
@@ -55,7 +60,12 @@ def inbox_process(*, entry: InboxEntry) -> Outcome:
         except NotYetKnown as exc:
             final = entry.attempts >= MAX_ATTEMPTS
             status = InboxStatus.FAILED if final else InboxStatus.PENDING
-            _record(entry, status=status, error=f"{exc.message} (attempt {entry.attempts})")
+            _record(
+                entry,
+                status=status,
+                error=f"{exc.message} (attempt {entry.attempts})",
+                available_at=clock.now() + retry_delay(entry.attempts),
+            )
             logger.info(
                 "commerce.inbox_waiting tenant_id=%s entry_id=%s attempts=%s final=%s",
                 entry.tenant_id,
@@ -81,20 +91,44 @@ def inbox_process(*, entry: InboxEntry) -> Outcome:
 def inbox_retry(*, entry: InboxEntry) -> bool:
     """Put a failed (or stuck pending) entry back in the queue with a fresh
     attempt budget. Returns False for a processed entry (nothing to do)."""
-    from commerce.tasks import enqueue_inbox_entry
+    from commerce.tasks import kick_inbox
 
     with transaction.atomic():
         updated = (
             InboxEntry.objects.for_tenant(entry.tenant_id)
             .filter(pk=entry.pk, status__in=[InboxStatus.FAILED, InboxStatus.PENDING])
-            .update(status=InboxStatus.PENDING, attempts=0)
+            .update(status=InboxStatus.PENDING, attempts=0, available_at=clock.now())
         )
         if updated:
-            tenant_id, entry_id = entry.tenant_id, entry.pk
-            transaction.on_commit(
-                lambda: enqueue_inbox_entry(tenant_id=tenant_id, entry_id=entry_id)
-            )
+            tenant_id = entry.tenant_id
+            transaction.on_commit(lambda: kick_inbox(tenant_id=tenant_id))
     return bool(updated)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff for an out-of-order event: 10 s, 20 s, 40 s … at most 5 minutes."""
+    return min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_MAX)
+
+
+def inbox_drain(*, tenant_id: int, budget_seconds: float = DRAIN_SECONDS) -> bool:
+    """Process the tenant's due pending entries, oldest first, in batches, until
+    none is left or the time budget is spent. Several drains may run at once:
+    each entry is claimed without waiting, so they share the work. Returns True
+    when due entries remain (the caller enqueues another drain)."""
+    deadline = time.monotonic() + budget_seconds
+    while True:
+        due = list(
+            InboxEntry.objects.for_tenant(tenant_id)
+            .filter(status=InboxStatus.PENDING, available_at__lte=clock.now())
+            .select_related("tenant")
+            .order_by("available_at", "pk")[:DRAIN_BATCH]
+        )
+        if not due:
+            return False
+        for entry in due:
+            inbox_process(entry=entry)
+        if time.monotonic() > deadline:
+            return True
 
 
 def _apply(entry: InboxEntry) -> None:
@@ -116,10 +150,14 @@ def _apply(entry: InboxEntry) -> None:
     ingest.apply(tenant=tenant, topic=entry.topic, data=payload["data"])
 
 
-def _record(entry: InboxEntry, *, status: str, error: str, processed_at=None) -> None:
+def _record(
+    entry: InboxEntry, *, status: str, error: str, processed_at=None, available_at=None
+) -> None:
     fields = {"status": status, "error": error[:MAX_ERROR_CHARS]}
     if processed_at is not None:
         fields["processed_at"] = processed_at
+    if available_at is not None:
+        fields["available_at"] = available_at
     InboxEntry.objects.for_tenant(entry.tenant_id).filter(pk=entry.pk).update(**fields)
     for name, value in fields.items():
         setattr(entry, name, value)
