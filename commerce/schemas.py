@@ -283,7 +283,15 @@ class EventPayload(Payload):
         return value
 
 
-class WebhookEnvelope(Payload):
+class WebhookEnvelope(serializers.Serializer):
+    """``{"type": ..., "data": {...}}``. Shallow on purpose: ``data`` is
+    validated (and checked for storable text) by its topic's schema."""
+
     type = serializers.CharField(max_length=100)
-    data = serializers.DictField()
+    data = serializers.JSONField(help_text="The event's payload, per its type")
     timestamp = BoundedDateTimeField(required=False)
+
+    def validate_data(self, value: object) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object.")
+        return value
