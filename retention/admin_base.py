@@ -13,9 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import widgets as admin_widgets
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import Truncator
 
 from retention.models import Capability, Tenant
 from retention.services import audit_changes, audit_record
@@ -51,6 +55,47 @@ def scope_related_choices(request, db_field, queryset_kw: dict[str, Any]) -> Non
             queryset_kw["queryset"] = related._default_manager.none().unscoped()
     elif related is Tenant and not request.user.is_superuser:
         queryset_kw["queryset"] = Tenant.objects.filter(pk=getattr(request.tenant, "pk", None))
+
+
+class ScopedRawIdWidget(admin_widgets.ForeignKeyRawIdWidget):
+    """Django's raw-id widget looks up the chosen object's label with the
+    unscoped default manager; this one uses the field's tenant-scoped queryset,
+    so another tenant's id shows nothing (and the scoped manager never raises)."""
+
+    def __init__(self, rel, admin_site, *, queryset, **kwargs):
+        super().__init__(rel, admin_site, **kwargs)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            obj = self.queryset.get(**{key: value})
+        except (ValueError, self.rel.model.DoesNotExist, DjangoValidationError):
+            return "", ""
+        try:
+            url = reverse(
+                f"{self.admin_site.name}:{obj._meta.app_label}_{obj._meta.model_name}_change",
+                args=(obj.pk,),
+            )
+        except NoReverseMatch:
+            url = ""
+        return Truncator(obj).words(14), url
+
+
+def scoped_foreignkey_kwargs(model_admin, request, db_field, kwargs: dict) -> None:
+    """Scope a foreign key's choices, and its raw-id widget if it has one."""
+    scope_related_choices(request, db_field, kwargs)
+    if (
+        "widget" not in kwargs
+        and "queryset" in kwargs
+        and db_field.name in model_admin.raw_id_fields
+    ):
+        kwargs["widget"] = ScopedRawIdWidget(
+            db_field.remote_field,
+            model_admin.admin_site,
+            queryset=kwargs["queryset"],
+            using=kwargs.get("using"),
+        )
 
 
 class TenantFilter(admin.SimpleListFilter):
@@ -146,7 +191,7 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return exclude
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        scope_related_choices(request, db_field, kwargs)
+        scoped_foreignkey_kwargs(self, request, db_field, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
@@ -201,7 +246,7 @@ class TenantInline(admin.TabularInline):
     edit_capability: str = Capability.CONFIGURE
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        scope_related_choices(request, db_field, kwargs)
+        scoped_foreignkey_kwargs(self, request, db_field, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_exclude(self, request, obj=None):

@@ -228,3 +228,58 @@ def test_marketers_and_owners_edit_commerce_settings(request, tenant, client_fix
 )
 def test_changelists_render(marketer_client, tenant, name):
     assert marketer_client.get(reverse(f"admin:commerce_{name}_changelist")).status_code == 200
+
+
+def test_change_pages_with_raw_id_fields_render_scoped_labels(marketer_client, tenant, people):
+    # given an order and a cart of tenant A (raw-id fields: customer, order, family)
+    from commerce import ingest
+    from commerce.models import Cart, Product
+
+    order, _ = ingest.apply(tenant=tenant, topic="order.created", data=ORDER_BODY["data"])
+    cart = Cart.objects.create(
+        tenant=tenant, external_id="c-1", customer=people["ann"], order=order
+    )
+    product = Product.objects.for_tenant(tenant).get(sku="S-1")
+    # when a marketer opens their change pages
+    for url in (
+        reverse("admin:commerce_order_change", args=[order.pk]),
+        reverse("admin:commerce_cart_change", args=[cart.pk]),
+        reverse("admin:commerce_product_change", args=[product.pk]),
+    ):
+        resp = marketer_client.get(url)
+        # then they render, with the related object's label
+        assert resp.status_code == 200, url
+    assert (
+        "Ann"
+        in marketer_client.get(
+            reverse("admin:commerce_cart_change", args=[cart.pk])
+        ).content.decode()
+    )
+
+
+def test_raw_id_of_other_tenants_customer_is_refused_without_its_label(
+    marketer_client, tenant, people
+):
+    from commerce.models import Cart
+
+    cart = Cart.objects.create(tenant=tenant, external_id="c-1", customer=people["bob"])
+    url = reverse("admin:commerce_cart_change", args=[cart.pk])
+    form = {
+        "source": "storefront",
+        "external_id": "c-1",
+        "status": "active",
+        "currency": "EUR",
+        "total": "0",
+        "items": "[]",
+        "recovery_url": "",
+        "updated_at_0": "2026-11-20",
+        "updated_at_1": "10:00:00",
+        "customer": people["eve"].pk,
+        "order": "",
+    }
+    resp = marketer_client.post(url, form)
+    body = resp.content.decode()
+    assert resp.status_code == 200  # the form is shown again with an error
+    assert "Eve" not in body
+    cart.refresh_from_db()
+    assert cart.customer_id == people["bob"].pk
