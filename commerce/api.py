@@ -38,7 +38,7 @@ from commerce.models import (
     Touchpoint,
     TouchpointCategory,
 )
-from commerce.schemas import CustomerPayload, EventPayload, OrderPayload
+from commerce.schemas import ContactFields, CustomerPayload, EventPayload, OrderPayload
 from commerce.services.customers import (
     PROFILE_FIELDS,
     CustomerRef,
@@ -95,7 +95,7 @@ class WriteSourceQuery(serializers.Serializer):
     )
 
 
-class CustomerFilterQuery(serializers.Serializer):
+class CustomerFilterQuery(ContactFields, serializers.Serializer):
     email = serializers.CharField(
         max_length=254, required=False, help_text="Any case; matches every known email."
     )
@@ -108,18 +108,6 @@ class CustomerFilterQuery(serializers.Serializer):
     source = serializers.RegexField(
         SOURCE_PATTERN, required=False, help_text="The storefront of `external_id`."
     )
-
-    def validate_email(self, value: str) -> str:
-        try:
-            return normalize_email(value)
-        except BadIdentifier as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-
-    def validate_phone(self, value: str) -> str:
-        try:
-            return normalize_phone(value)
-        except BadIdentifier as exc:
-            raise serializers.ValidationError(str(exc)) from exc
 
 
 class TimelineFilterQuery(serializers.Serializer):

@@ -50,4 +50,3 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str:
     if not phonenumbers.is_possible_number(number):
         raise BadIdentifier(f"not a possible phone number: {text[:40]!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-

@@ -75,6 +75,22 @@ def _check_text(value, path: str = "") -> None:
             _check_text(item, f"{path}[{i}]")
 
 
+class ContactFields:
+    """Normalises ``email`` and ``phone`` fields through commerce.identity."""
+
+    def validate_email(self, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except BadIdentifier as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_phone(self, value: str) -> str:
+        try:
+            return normalize_phone(value)
+        except BadIdentifier as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 class Payload(serializers.Serializer):
     """Base for every payload: text must be storable in PostgreSQL."""
 
@@ -91,7 +107,7 @@ class Payload(serializers.Serializer):
         return value
 
 
-class CustomerPayload(Payload):
+class CustomerPayload(ContactFields, Payload):
     id = serializers.CharField(
         max_length=100,
         required=False,
@@ -110,18 +126,6 @@ class CustomerPayload(Payload):
     accepts_email = serializers.BooleanField(required=False, allow_null=True, default=None)
     accepts_sms = serializers.BooleanField(required=False, allow_null=True, default=None)
     updated_at = BoundedDateTimeField(required=False)
-
-    def validate_email(self, value: str) -> str:
-        try:
-            return normalize_email(value)
-        except BadIdentifier as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-
-    def validate_phone(self, value: str) -> str:
-        try:
-            return normalize_phone(value)
-        except BadIdentifier as exc:
-            raise serializers.ValidationError(str(exc)) from exc
 
     def validate_timezone(self, value: str) -> str:
         if value and value not in zoneinfo.available_timezones():
