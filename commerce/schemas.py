@@ -59,10 +59,21 @@ class BoundedDateTimeField(serializers.DateTimeField):
         return parsed
 
 
+def _encodable(text: str) -> bool:
+    """False for text with a lone surrogate (it has no UTF-8 encoding)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_text(value, path: str = "") -> None:
     """PostgreSQL stores neither NUL characters nor lone surrogates."""
     if isinstance(value, str):
-        if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        if "\x00" in value or not _encodable(value):
             raise serializers.ValidationError(
                 f"Text{' at ' + path if path else ''} contains a NUL or an unpaired surrogate."
             )

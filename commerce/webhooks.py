@@ -385,6 +385,8 @@ def _insert_sql() -> str:
 
 
 def _printable(value: str) -> str:
+    if value.isascii() and value.isprintable():
+        return value  # the usual case, checked at C speed
     return "".join(ch for ch in value if ch.isprintable() and ch.isascii())
 
 
