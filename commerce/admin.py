@@ -31,18 +31,7 @@ from retention.models import Capability
 TIMELINE_LENGTH = 50
 
 
-class ScopedInline(TenantInline):
-    """TenantInline whose rows are read through the tenant-scoped manager."""
-
-    def get_queryset(self, request):
-        qs = self.model._default_manager.get_queryset()
-        if request.tenant is not None:
-            return qs.for_tenant(request.tenant)
-        # A platform operator looks at one parent object, whichever its tenant.
-        return qs.unscoped() if request.user.is_superuser else qs.none().unscoped()
-
-
-class ReadOnlyInline(ScopedInline):
+class ReadOnlyInline(TenantInline):
     can_delete = False
     show_change_link = True
 
@@ -62,13 +51,13 @@ class ReadOnlyInline(ScopedInline):
 # --- customers ---------------------------------------------------------------------
 
 
-class IdentityInline(ScopedInline):
+class IdentityInline(TenantInline):
     model = CustomerIdentity
     fields = ["kind", "source", "value", "created_at"]
     readonly_fields = ["created_at"]
 
 
-class ConsentInline(ScopedInline):
+class ConsentInline(TenantInline):
     model = ChannelConsent
     fields = ["channel", "status", "source", "at"]
 
@@ -120,13 +109,13 @@ class CustomerAdmin(TenantAdmin):
 # --- orders --------------------------------------------------------------------------
 
 
-class OrderLineInline(ScopedInline):
+class OrderLineInline(TenantInline):
     model = OrderLine
     fields = ["sku", "name", "family", "quantity", "unit_price", "discount", "total", "price_tier"]
     raw_id_fields = ["family"]
 
 
-class FulfillmentInline(ScopedInline):
+class FulfillmentInline(TenantInline):
     model = Fulfillment
     fields = [
         "external_id",

@@ -245,6 +245,14 @@ class TenantInline(admin.TabularInline):
     extra = 0
     edit_capability: str = Capability.CONFIGURE
 
+    def get_queryset(self, request):
+        # The formset then filters by the parent object, which is in scope.
+        qs = self.model._default_manager.get_queryset()
+        if request.tenant is not None:
+            return qs.for_tenant(request.tenant)
+        # A platform operator looks at one parent object, whichever its tenant.
+        return qs.unscoped() if request.user.is_superuser else qs.none().unscoped()
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         scoped_foreignkey_kwargs(self, request, db_field, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
