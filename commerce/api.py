@@ -42,7 +42,6 @@ from commerce.schemas import ContactFields, CustomerPayload, EventPayload, Order
 from commerce.services.customers import (
     PROFILE_FIELDS,
     CustomerRef,
-    customer_find,
     customer_update,
     customer_upsert,
 )
@@ -449,7 +448,7 @@ class CustomerViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         ref = CustomerRef.from_data(data, source=source)
-        existing = customer_find(tenant=self.tenant, ref=ref)
+        existing = selectors.customer_find(tenant=self.tenant, ref=ref)
         before = _snapshot(self.tenant, existing)
         with transaction.atomic():
             customer = customer_upsert(tenant=self.tenant, data=data, source=source)

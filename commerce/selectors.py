@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from commerce.models import (
     ChannelConsent,
@@ -204,3 +204,39 @@ def order_list(
     if placed_before is not None:
         queryset = queryset.filter(placed_at__lt=placed_before)
     return queryset
+
+
+def customer_survivor(customer: Customer) -> Customer:
+    """The customer a merged customer was folded into (itself if not merged)."""
+    seen = set()
+    while customer.merged_into_id and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = Customer.objects.for_tenant(customer.tenant_id).get(pk=customer.merged_into_id)
+    return customer
+
+
+def customers_by_identities(*, tenant: Tenant, keys: list[tuple[str, str, str]]) -> list[Customer]:
+    """The customers these (kind, source, value) identifiers lead to, merged ones
+    followed to their survivor, oldest first (the oldest survives a merge)."""
+    query = Q()
+    for kind, source, value in keys:
+        query |= Q(kind=kind, source=source, value=value)
+    identities = (
+        CustomerIdentity.objects.for_tenant(tenant).filter(query).select_related("customer")
+    )
+    # Priority: the storefront id first, then email, then phone.
+    rank = {IdentityKind.EXTERNAL: 0, IdentityKind.EMAIL: 1, IdentityKind.PHONE: 2}
+    ordered = sorted(identities, key=lambda i: (rank[i.kind], i.customer_id))
+    customers: list[Customer] = []
+    for identity in ordered:
+        c = customer_survivor(identity.customer)
+        if all(c.pk != x.pk for x in customers):
+            customers.append(c)
+    # The oldest customer survives a merge, so references stay stable.
+    return sorted(customers, key=lambda c: c.pk)
+
+
+def customer_find(*, tenant: Tenant, ref) -> Customer | None:
+    """The customer a ``CustomerRef`` leads to, or None."""
+    found = customers_by_identities(tenant=tenant, keys=ref.keys())
+    return found[0] if found else None

@@ -23,6 +23,7 @@ from commerce.models import (
     Order,
     Touchpoint,
 )
+from commerce.selectors import customers_by_identities
 from retention import clock
 from retention.errors import Conflict, InvalidInput
 from retention.models import Tenant
@@ -100,14 +101,6 @@ def _lock_identities(tenant_id: int, keys: Iterable[tuple[str, str, str]]) -> No
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
-def _survivor(customer: Customer) -> Customer:
-    seen = set()
-    while customer.merged_into_id and customer.pk not in seen:
-        seen.add(customer.pk)
-        customer = Customer.objects.for_tenant(customer.tenant_id).get(pk=customer.merged_into_id)
-    return customer
-
-
 @transaction.atomic
 def customer_resolve(*, tenant: Tenant, ref: CustomerRef, profile: dict | None = None) -> Customer:
     """The one customer these identifiers lead to, created if none does.
@@ -121,7 +114,7 @@ def customer_resolve(*, tenant: Tenant, ref: CustomerRef, profile: dict | None =
         raise InvalidInput("A customer needs an id, an email or a phone number.")
     _lock_identities(tenant.pk, keys)
 
-    found = _find_customers(tenant, keys)
+    found = customers_by_identities(tenant=tenant, keys=keys)
     if not found:
         customer = Customer.objects.create(tenant=tenant, email=ref.email, phone=ref.phone)
     else:
@@ -139,27 +132,6 @@ def customer_resolve(*, tenant: Tenant, ref: CustomerRef, profile: dict | None =
 
 def _describe(keys) -> str:
     return ", ".join(k for k, _, _ in keys)
-
-
-def _find_customers(tenant: Tenant, keys: list[tuple[str, str, str]]) -> list[Customer]:
-    from django.db.models import Q
-
-    query = Q()
-    for kind, source, value in keys:
-        query |= Q(kind=kind, source=source, value=value)
-    identities = (
-        CustomerIdentity.objects.for_tenant(tenant).filter(query).select_related("customer")
-    )
-    # Priority: the storefront id first, then email, then phone.
-    rank = {IdentityKind.EXTERNAL: 0, IdentityKind.EMAIL: 1, IdentityKind.PHONE: 2}
-    ordered = sorted(identities, key=lambda i: (rank[i.kind], i.customer_id))
-    customers: list[Customer] = []
-    for identity in ordered:
-        c = _survivor(identity.customer)
-        if all(c.pk != x.pk for x in customers):
-            customers.append(c)
-    # The oldest customer survives a merge, so references stay stable.
-    return sorted(customers, key=lambda c: c.pk)
 
 
 def _attach_identities(customer: Customer, keys) -> None:
@@ -365,17 +337,10 @@ def _merge_consents(survivor: Customer, merged: Customer) -> int:
     return moved
 
 
-def customer_find(*, tenant: Tenant, ref: CustomerRef) -> Customer | None:
-    """The customer these identifiers lead to, or None (read-only)."""
-    found = _find_customers(tenant, ref.keys())
-    return found[0] if found else None
-
-
 __all__ = [
     "CUSTOMER_MERGE_HOOKS",
     "CustomerRef",
     "consent_set",
-    "customer_find",
     "customer_merge",
     "customer_resolve",
     "customer_update",
