@@ -193,9 +193,10 @@ def _line_total(line: dict) -> Decimal:
 
 def _replace_lines(tenant: Tenant, order: Order, lines: list[dict]) -> None:
     OrderLine.objects.for_tenant(tenant).filter(order=order).delete()
+    products = _products_for(tenant, lines)
     rows = []
     for line in lines:
-        product = product_for(tenant=tenant, line=line)
+        product = products.get((line.get("sku") or "").strip())
         rows.append(
             OrderLine(
                 tenant=tenant,
@@ -213,6 +214,21 @@ def _replace_lines(tenant: Tenant, order: Order, lines: list[dict]) -> None:
             )
         )
     OrderLine.objects.bulk_create(rows)
+
+
+def _products_for(tenant: Tenant, lines: list[dict]) -> dict[str, Product]:
+    """The lines' products by sku: the known ones in one query; a new sku (or a
+    known one still without a family the line names) goes through product_for."""
+    skus = {(line.get("sku") or "").strip() for line in lines} - {""}
+    if not skus:
+        return {}
+    products = {p.sku: p for p in Product.objects.for_tenant(tenant).filter(sku__in=skus)}
+    for line in lines:
+        sku = (line.get("sku") or "").strip()
+        known = products.get(sku)
+        if sku and (known is None or (known.family_id is None and line.get("product_family"))):
+            products[sku] = product_for(tenant=tenant, line=line)
+    return products
 
 
 def _convert_carts(tenant: Tenant, order: Order, cart_id: str | None) -> None:

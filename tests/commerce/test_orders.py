@@ -337,3 +337,24 @@ def test_long_order_id_without_number(tenant):
         tenant=tenant, topic="order.created", data=order_payload(id="x" * 100, number="")
     )
     assert order.external_id == "x" * 100 and order.number == "x" * 50
+
+
+def test_known_products_cost_no_query_per_line(tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    skus = [f"SKU-{i}" for i in range(10)]
+    catalogue = [{"sku": s, "product_family": "Coffee", "unit_price": "1.00"} for s in skus]
+    ingest.apply(
+        tenant=tenant, topic="order.created", data=order_payload(id="warm", lines=catalogue)
+    )
+
+    def queries(order_id, lines):
+        with CaptureQueriesContext(connection) as ctx:
+            ingest.apply(
+                tenant=tenant, topic="order.created", data=order_payload(id=order_id, lines=lines)
+            )
+        return len(ctx.captured_queries)
+
+    assert queries("one", catalogue[:1]) == queries("ten", catalogue)
+    assert OrderLine.objects.for_tenant(tenant).filter(order__external_id="ten").count() == 10
