@@ -46,6 +46,7 @@ from commerce.models import (
     Product,
     ProductFamily,
 )
+from commerce.services.orders import orders_bulk_loaded
 from retention.errors import InvalidInput
 from retention.models import Tenant
 
@@ -639,6 +640,8 @@ def orders_import(
         result.orders_created,
         result.seconds,
     )
+    if result.rows_imported:
+        orders_bulk_loaded(tenant)
     return result
 
 

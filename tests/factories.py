@@ -1,8 +1,19 @@
 """factory_boy factories shared by the suite."""
 
+from datetime import datetime
+from decimal import Decimal
+
 import factory
 
-from commerce.models import Product, ProductFamily
+from commerce.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PriceTier,
+    Product,
+    ProductFamily,
+)
 from journeys.models import Journey
 from retention.models import Membership, Role, Tenant, User
 
@@ -63,3 +74,48 @@ class ProductFactory(factory.django.DjangoModelFactory):
     sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
     name = factory.Sequence(lambda n: f"Product {n}")
     family = factory.SubFactory(ProductFamilyFactory, tenant=factory.SelfAttribute("..tenant"))
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    tenant = factory.SubFactory(TenantFactory)
+    email = factory.Sequence(lambda n: f"buyer{n}@shop.example")
+
+
+def make_order(
+    customer: Customer,
+    placed_at: datetime,
+    total: Decimal | str | int = "50.00",
+    *,
+    status: str = OrderStatus.PAID,
+    families: tuple[ProductFamily, ...] = (),
+    price_tier: str = PriceTier.STANDARD,
+) -> Order:
+    """An order written straight to the tables (no hooks): data for set-based
+    code under test. One line per family, the total split evenly."""
+    seq = Order.objects.for_tenant(customer.tenant_id).count() + 1
+    total = Decimal(str(total))
+    order = Order.objects.create(
+        tenant_id=customer.tenant_id,
+        customer=customer,
+        external_id=f"T{customer.pk}-{seq}",
+        currency="EUR",
+        subtotal=total,
+        total=total,
+        status=status,
+        placed_at=placed_at,
+    )
+    for family in families:
+        share = (total / len(families)).quantize(Decimal("0.01"))
+        OrderLine.objects.create(
+            tenant_id=customer.tenant_id,
+            order=order,
+            family=family,
+            sku=f"{family.slug}-1",
+            unit_price=share,
+            total=share,
+            price_tier=price_tier,
+        )
+    return order

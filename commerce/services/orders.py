@@ -45,6 +45,9 @@ ZERO = Decimal("0")
 # after the order's transaction commits.
 ORDER_INGESTED_HOOKS: list[Callable[[Order, bool], None]] = []
 FULFILLMENT_UPDATED_HOOKS: list[Callable[[Fulfillment, str], None]] = []
+# Called with the tenant after a bulk load (CSV import, demo seed) commits:
+# listeners recompute once instead of reacting to each order.
+ORDERS_BULK_LOADED_HOOKS: list[Callable[[Tenant], None]] = []
 
 
 FINAL_ORDER_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED})
@@ -261,6 +264,7 @@ def order_cancel(*, tenant: Tenant, data: dict, source: str) -> Order:
             order.cancelled_at = data.get("cancelled_at") or clock.now()
             order.updated_at = clock.now()
             order.save(update_fields=["status", "cancelled_at", "updated_at"])
+            transaction.on_commit(lambda: _run_hooks(ORDER_INGESTED_HOOKS, order, False))
     return order
 
 
@@ -433,6 +437,12 @@ def return_create(*, tenant: Tenant, data: dict, source: str) -> Return:
     return ret
 
 
+def orders_bulk_loaded(tenant: Tenant) -> None:
+    """Tell listeners (segments) that many orders arrived at once; call it after
+    the load has committed."""
+    _run_hooks(ORDERS_BULK_LOADED_HOOKS, tenant)
+
+
 def _run_hooks(hooks, *args) -> None:
     for hook in hooks:
         hook(*args)
@@ -440,6 +450,7 @@ def _run_hooks(hooks, *args) -> None:
 
 __all__ = [
     "FULFILLMENT_UPDATED_HOOKS",
+    "ORDERS_BULK_LOADED_HOOKS",
     "ORDER_INGESTED_HOOKS",
     "NotYetKnown",
     "cart_upsert",
@@ -448,5 +459,6 @@ __all__ = [
     "fulfillment_update",
     "order_cancel",
     "order_upsert",
+    "orders_bulk_loaded",
     "return_create",
 ]

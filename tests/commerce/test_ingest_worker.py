@@ -3,22 +3,15 @@ is coalesced into a few drain tasks and every event is applied exactly once."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from commerce.models import InboxEntry, Order, OrderLine
 from retention.celery import app as celery_app
 from tests.commerce.test_webhooks import ORDER, post
+from tests.workers import celery_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 BURST = 120
 DEADLINE_SECONDS = 90
 
@@ -26,48 +19,8 @@ DEADLINE_SECONDS = 90
 @pytest.fixture
 def worker(transactional_db):
     """A `celery worker -Q ingest -c 2` on the test database and the suite's Redis."""
-    if not settings.REDIS_URL:
-        pytest.fail("This test needs Redis: set REDIS_URL (make test does).")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete("ingest")  # nothing left over from other runs
-    for key in client.scan_iter("retention:inbox-kick:*"):
-        client.delete(key)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "retention",
-            "worker",
-            "-Q",
-            "ingest",
-            "-c",
-            "2",
-            "--pool",
-            "prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with celery_worker("ingest") as proc:
+        yield proc
 
 
 def test_burst_of_webhooks_is_applied_exactly_once_by_real_workers(tenant, worker):

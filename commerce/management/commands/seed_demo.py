@@ -44,6 +44,7 @@ from commerce.models import (
     Return,
     Touchpoint,
 )
+from commerce.services.orders import orders_bulk_loaded
 from retention import clock
 from retention.models import Tenant
 from retention.selectors import tenant_by_slug
@@ -155,6 +156,7 @@ def demo_seed(
     if writer == "copy":
         with connection.cursor() as cur:
             cur.execute("ANALYZE " + ", ".join(m._meta.db_table for m in TABLES.values()))
+    orders_bulk_loaded(tenant)
     return counts
 
 
