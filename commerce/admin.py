@@ -3,11 +3,15 @@ TenantAdmin / TenantInline; actions call services, nothing more."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
+from django.utils.text import slugify
 
 from commerce.models import (
     Cart,
@@ -87,12 +91,57 @@ class CustomerOrderInline(ReadOnlyInline):
     fields = ["number", "external_id", "source", "status", "total", "currency", "placed_at"]
 
 
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A read-only section of the customer page that another app adds.
+
+    ``render`` is called with the customer (already scoped to the page's tenant)
+    and returns safe HTML, e.g. from ``format_html``.
+    """
+
+    title: str
+    render: Callable[[Customer], str]
+
+
+# Extension point: apps that depend on commerce (segments, ...) append panels
+# here when their admin modules are imported; commerce never imports them.
+CUSTOMER_PANELS: list[CustomerPanel] = []
+
+
+@functools.cache
+def _panel_field(panel: CustomerPanel) -> Callable[[Customer], str]:
+    """The panel as a read-only admin field; one function per panel, so the
+    admin recognises it across calls."""
+
+    def field(obj: Customer) -> str:
+        return panel.render(obj)
+
+    field.short_description = panel.title
+    field.__name__ = "panel_" + slugify(panel.title).replace("-", "_")
+    return field
+
+
 @admin.register(Customer)
 class CustomerAdmin(TenantAdmin):
     list_display = ["name", "email", "phone", "created_at"]
     search_fields = ["email", "phone", "identities__value"]
     readonly_fields = ["created_at", "merged_into"]
     inlines = [IdentityInline, ConsentInline, TimelineInline, CustomerOrderInline]
+
+    def _panel_fields(self, obj: Customer | None) -> list[Callable[[Customer], str]]:
+        # Panels describe an existing customer: none on the add page.
+        return [] if obj is None else [_panel_field(panel) for panel in CUSTOMER_PANELS]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *self._panel_fields(obj)]
+
+    def get_fieldsets(self, request, obj=None):
+        panels = self._panel_fields(obj)
+        fields = [f for f in self.get_fields(request, obj) if f not in panels]
+        return [
+            (None, {"fields": fields}),
+            *((field.short_description, {"fields": [field]}) for field in panels),
+        ]
 
     @admin.display(description="name", ordering="last_name")
     def name(self, obj: Customer) -> str:

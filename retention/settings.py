@@ -120,6 +120,8 @@ CELERY_MAX_COUNTDOWN = 300
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Tasks whose callers do not pick a queue themselves.
+CELERY_TASK_ROUTES = {"segments.*": {"queue": "segments"}}
 CELERY_TASK_QUEUES_NAMES = ("ingest", "dispatch", "segments", "scoring", "default")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -193,6 +195,19 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
 
+# --- Email to staff (rising-interest alerts to owners) ----------------------------
+# Shoppers' messages go through the messaging outbox, not here. Default: printed
+# to the console; set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# and the EMAIL_HOST_* variables to send for real.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Retention platform <alerts@localhost>")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
 # --- Security ------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -224,4 +239,6 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "commerce-sweep-inbox": {"task": "commerce.sweep_inbox", "schedule": 60.0},
     "commerce-mark-abandoned-carts": {"task": "commerce.mark_abandoned_carts", "schedule": 300.0},
+    # Queues each tenant's nightly segment recompute once its local night hour comes.
+    "segments-schedule-nightly": {"task": "segments.schedule_nightly", "schedule": 900.0},
 }

@@ -13,6 +13,7 @@ router.register("tenant", api.CurrentTenantViewSet, basename="tenant")
 api_urlpatterns = [
     path("", include(router.urls)),
     path("", include("commerce.api_urls")),
+    path("", include("segments.api_urls")),
     path(
         "schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),

@@ -1,0 +1,2 @@
+"""Segment services: RFM and tiers (``rfm``), rule-segment memberships
+(``memberships``) and rising-interest alerts (``alerts``)."""

@@ -1,0 +1,671 @@
+"""RFM scores and tiers: the full recompute and the per-customer refresh.
+
+Definitions (the README repeats them for marketers):
+
+- Counted orders are those not cancelled or refunded.
+- Recency is the time of the last counted order (``last_order_at``; "days since
+  last order" is read against the clock, so it never goes stale). Frequency and
+  monetary value count orders placed in the tenant's window (default 365 days).
+- Scores 1-5 by quintile within the tenant, ties sharing a score:
+  ``score = min(5, 1 + 5 * (rank - 1) // (n - 1))`` where ``rank`` is the SQL
+  ``RANK()`` of the value among the ``n`` buyers (1 = lowest; for recency, the
+  oldest last order). The full recompute stores, per measure, the smallest value
+  that earned each score 2-5 (the *edges*); a per-customer refresh scores
+  against those edges, which gives exactly the score the full recompute gave
+  any value it saw. The nightly recompute re-ranks everyone and moves the edges.
+- Tier: ``frequency >= repeat_min_orders`` and ``m_score >=
+  high_value_min_monetary_score`` is high-value repeat; ``frequency >=
+  repeat_min_orders`` otherwise is mid-value repeat; everyone else with a
+  counted order (including buyers whose orders all predate the window) is
+  one-time.
+
+The full recompute is one SQL statement on PostgreSQL (aggregate over the
+covering index, rank, upsert only rows that changed, record tier transitions);
+other databases (the embedded SQLite default) use ``_recompute_python``, which
+implements the same definitions and is checked against the SQL path in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q, Sum
+from django.utils.dateparse import parse_datetime
+
+from commerce.models import Order, OrderStatus
+from retention import clock
+from retention.models import Tenant
+from segments.models import (
+    CustomerFamily,
+    CustomerRFM,
+    SegmentSettings,
+    SegmentTransition,
+    Tier,
+    TransitionKind,
+)
+from segments.services.locks import lock_customer, lock_tenant
+from segments.services.setup import segment_settings, tier_segments
+
+logger = logging.getLogger(__name__)
+
+UNCOUNTED_STATUSES = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+MEASURES = ("recency", "frequency", "monetary")
+TOP_FAMILIES = 3
+RFM_FIELDS = (
+    "first_order_at",
+    "last_order_at",
+    "orders_total",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "tier",
+)
+
+
+# --- definitions ----------------------------------------------------------------
+
+
+def quintile(rank: int, n: int) -> int:
+    """The score of a value of ``rank`` (1-based SQL RANK) among ``n`` values."""
+    return min(5, 1 + 5 * (rank - 1) // max(n - 1, 1))
+
+
+def score(value, edges: list | None) -> int:
+    """Score a value against the edges of the last full recompute."""
+    return 1 + sum(1 for edge in edges or () if edge is not None and value >= edge)
+
+
+def tier_for(frequency: int, m_score: int, settings: SegmentSettings) -> str:
+    if frequency >= settings.repeat_min_orders:
+        if m_score >= settings.high_value_min_monetary_score:
+            return Tier.HIGH_VALUE_REPEAT
+        return Tier.MID_VALUE_REPEAT
+    return Tier.ONE_TIME
+
+
+def window_start(settings: SegmentSettings, as_of: datetime) -> datetime:
+    return as_of - timedelta(days=settings.window_days)
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Per measure, the smallest value that earned scores 2, 3, 4 and 5."""
+
+    recency: list = field(default_factory=list)
+    frequency: list = field(default_factory=list)
+    monetary: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, data: dict) -> Edges:
+        def parse(kind, values):
+            if kind == "recency":
+                return [parse_datetime(v) if v else None for v in values]
+            if kind == "monetary":
+                return [Decimal(v) if v is not None else None for v in values]
+            return list(values)
+
+        return cls(**{k: parse(k, data.get(k) or []) for k in MEASURES})
+
+    def dump(self) -> dict:
+        def fmt(v):
+            if v is None:
+                return None
+            if isinstance(v, datetime):
+                return v.isoformat()
+            if isinstance(v, Decimal):
+                return str(v)
+            return v
+
+        return {k: [fmt(v) for v in getattr(self, k)] for k in MEASURES}
+
+    def scores(self, last_order_at, frequency, monetary) -> tuple[int, int, int]:
+        return (
+            score(last_order_at, self.recency),
+            score(frequency, self.frequency),
+            score(monetary, self.monetary),
+        )
+
+
+@dataclass
+class RecomputeResult:
+    tenant_id: int
+    buyers: int
+    tiers: dict[str, int]
+    changed: int
+    removed: int
+    transitions: int
+    seconds: float
+    engine: str
+
+
+# --- full recompute ---------------------------------------------------------------
+
+# The SQL engine works in steps inside one transaction: aggregate every buyer
+# once into a temporary table, find the quintile edges from it (one sort per
+# measure), then score, diff against the stored rows and write only what changed
+# (with a transition for every tier move) in one statement.
+
+_AGGREGATE_SQL = """
+CREATE TEMPORARY TABLE segments_rfm_agg ON COMMIT DROP AS
+SELECT customer_id,
+       min(placed_at) AS first_order_at,
+       max(placed_at) AS last_order_at,
+       count(*) AS orders_total,
+       count(*) FILTER (WHERE placed_at >= %(start)s) AS frequency,
+       coalesce(sum(total) FILTER (WHERE placed_at >= %(start)s), 0) AS monetary
+FROM commerce_order
+WHERE tenant_id = %(tenant)s AND status NOT IN ('cancelled', 'refunded')
+GROUP BY customer_id
+"""
+
+# The k-th smallest value of each measure, for k = ceil((s - 1) * (n - 1) / 5),
+# s = 2..5: a value scores at least s exactly when more than k values are
+# smaller... i.e. when it is greater than the k-th smallest.
+_KTH_SQL = """
+SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY last_order_at),
+       percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY frequency),
+       percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY monetary)
+FROM segments_rfm_agg
+"""
+
+_EDGES_SQL = """
+SELECT {columns} FROM segments_rfm_agg
+"""
+
+_SCORE = "(1 + {terms})"
+_TERM = "coalesce(({column} >= %({edge})s)::int, 0)"
+
+_DIFF_SQL = """
+CREATE TEMPORARY TABLE segments_rfm_diff ON COMMIT DROP AS
+WITH scored AS (
+    SELECT a.*, {r_score} AS r_score, {f_score} AS f_score, {m_score} AS m_score
+    FROM segments_rfm_agg a
+),
+tiered AS (
+    SELECT scored.*, {tier} AS tier FROM scored
+)
+SELECT coalesce(t.customer_id, c.customer_id) AS id,
+       t.first_order_at, t.last_order_at, t.orders_total, t.frequency, t.monetary,
+       t.r_score, t.f_score, t.m_score, t.tier, c.tier AS old_tier,
+       c.customer_id IS NULL AS is_new, t.customer_id IS NULL AS is_gone
+FROM tiered t
+FULL JOIN (SELECT * FROM segments_customerrfm WHERE tenant_id = %(tenant)s) c
+  ON c.customer_id = t.customer_id
+WHERE c.customer_id IS NULL OR t.customer_id IS NULL
+   OR (c.first_order_at, c.last_order_at, c.orders_total, c.frequency, c.monetary,
+       c.r_score, c.f_score, c.m_score, c.tier)
+      IS DISTINCT FROM
+      (t.first_order_at, t.last_order_at, t.orders_total, t.frequency, t.monetary,
+       t.r_score, t.f_score, t.m_score, t.tier)
+"""
+
+_TIER_SQL = """
+CASE WHEN frequency >= %(repeat)s AND {m_score} >= %(high)s THEN 'high_value_repeat'
+     WHEN frequency >= %(repeat)s THEN 'mid_value_repeat'
+     ELSE 'one_time' END
+"""
+
+# The diff is small on a normal night; each write joins it by customer id.
+_WRITES = (
+    """
+    UPDATE segments_customerrfm r SET
+        first_order_at = d.first_order_at, last_order_at = d.last_order_at,
+        orders_total = d.orders_total, frequency = d.frequency, monetary = d.monetary,
+        r_score = d.r_score, f_score = d.f_score, m_score = d.m_score, tier = d.tier,
+        computed_at = %(now)s
+    FROM segments_rfm_diff d
+    WHERE r.tenant_id = %(tenant)s AND r.customer_id = d.id AND NOT d.is_new AND NOT d.is_gone
+    """,
+    """
+    INSERT INTO segments_customerrfm (
+        tenant_id, customer_id, first_order_at, last_order_at, orders_total, frequency,
+        monetary, r_score, f_score, m_score, tier, top_families, price_tier, computed_at)
+    SELECT %(tenant)s, id, first_order_at, last_order_at, orders_total, frequency,
+           monetary, r_score, f_score, m_score, tier, '[]'::jsonb, '', %(now)s
+    FROM segments_rfm_diff WHERE is_new
+    """,
+    """
+    DELETE FROM segments_customerrfm r USING segments_rfm_diff d
+    WHERE r.tenant_id = %(tenant)s AND r.customer_id = d.id AND d.is_gone
+    """,
+    """
+    INSERT INTO segments_segmenttransition (tenant_id, segment_id, customer_id, kind, at, cause)
+    SELECT %(tenant)s, s.id, d.id, x.kind, %(now)s, 'recompute'
+    FROM segments_rfm_diff d
+    CROSS JOIN (VALUES ('left'), ('entered')) AS x(kind)
+    JOIN segments_segment s
+      ON s.tenant_id = %(tenant)s AND s.kind = 'tier'
+     AND s.tier = CASE x.kind WHEN 'left' THEN d.old_tier ELSE d.tier END
+    WHERE d.old_tier IS DISTINCT FROM d.tier
+    ORDER BY d.id, x.kind DESC  -- 'left' before 'entered', as the history reads
+    """,
+)
+
+
+def kth_positions(n: int) -> list[int]:
+    """For scores 2..5, how many values a value must exceed (see ``quintile``)."""
+    return [-(-(s - 1) * max(n - 1, 1) // 5) for s in range(2, 6)]
+
+
+def rfm_recompute(
+    tenant: Tenant | int, *, as_of: datetime | None = None, engine: str | None = None
+) -> RecomputeResult:
+    """Re-rank every buyer of the tenant: scores, tiers, quintile edges, and a
+    transition for every tier change. Rows are only written when they changed."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    as_of = as_of or clock.now()
+    engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
+    tier_segments(tenant_id)
+    started = time.perf_counter()
+    with transaction.atomic():
+        lock_tenant(tenant_id, shared=False)
+        settings = SegmentSettings.objects.for_tenant(tenant_id).select_for_update().first()
+        settings = settings or segment_settings(tenant_id)
+        run = _recompute_sql if engine == "sql" else _recompute_python
+        result = run(tenant_id, settings, as_of)
+        result.seconds = time.perf_counter() - started
+        settings.last_full_at = as_of
+        settings.last_full_seconds = result.seconds
+        settings.save(update_fields=["boundaries", "last_full_at", "last_full_seconds"])
+    logger.info(
+        "segments.rfm_recompute tenant_id=%s buyers=%s changed=%s transitions=%s seconds=%.2f",
+        tenant_id,
+        result.buyers,
+        result.changed,
+        result.transitions,
+        result.seconds,
+    )
+    return result
+
+
+def _recompute_sql(tenant_id: int, settings: SegmentSettings, as_of: datetime) -> RecomputeResult:
+    params = {
+        "tenant": tenant_id,
+        "start": window_start(settings, as_of),
+        "now": as_of,
+        "repeat": settings.repeat_min_orders,
+        "high": settings.high_value_min_monetary_score,
+    }
+    with connection.cursor() as cur:
+        # Sorted aggregation streams from the covering index; a hash plan that
+        # a larger work_mem would tempt the planner into is slower here.
+        cur.execute("SET LOCAL enable_hashagg = off")
+        # Compiling these expressions costs more than running them.
+        cur.execute("SET LOCAL jit = off")
+        cur.execute("DROP TABLE IF EXISTS segments_rfm_agg, segments_rfm_diff")
+        cur.execute(_AGGREGATE_SQL, params)
+        buyers = cur.rowcount
+        cur.execute("RESET enable_hashagg")
+        # The edge sorts and the diff's hash join fit in memory at a million buyers.
+        cur.execute("SET LOCAL work_mem = '128MB'")
+        edges, counts = _edges_sql(cur, buyers, settings)
+        for measure, letter in zip(MEASURES, "rfm", strict=True):
+            for level, value in enumerate(getattr(edges, measure), start=2):
+                params[f"{letter}{level}"] = value
+        cur.execute(_diff_sql(), params)
+        rowcounts = []
+        for statement in _WRITES:
+            cur.execute(statement, params)
+            rowcounts.append(cur.rowcount)
+        updated, inserted, removed, transitions = rowcounts
+        changed = updated + inserted
+        cur.execute("DROP TABLE segments_rfm_agg, segments_rfm_diff")
+        cur.execute("RESET work_mem")
+        cur.execute("RESET jit")
+    settings.boundaries = edges.dump()
+    tiers = dict(zip(Tier.values, counts, strict=True))
+    return RecomputeResult(
+        tenant_id=tenant_id,
+        buyers=buyers,
+        tiers=tiers,
+        changed=changed,
+        removed=removed,
+        transitions=transitions,
+        seconds=0.0,
+        engine="sql",
+    )
+
+
+def _edges_sql(cur, n: int, settings: SegmentSettings) -> tuple[Edges, tuple[int, int, int]]:
+    """The quintile edges, and buyers per tier (high, mid, one-time) from the
+    same pass: a monetary score of at least s means a value above the k-th."""
+    if n == 0:
+        return Edges(recency=[None] * 4, frequency=[None] * 4, monetary=[None] * 4), (0, 0, 0)
+    ks = kth_positions(n)
+    # percentile_disc(f) is the value at position ceil(f * n); half a position
+    # below k keeps float rounding from landing on k + 1.
+    cur.execute(_KTH_SQL, {"fractions": [(k - 0.5) / n for k in ks]})
+    kth = dict(zip(MEASURES, cur.fetchone(), strict=True))
+    columns, params = [], {"repeat": settings.repeat_min_orders}
+    for measure, column in zip(MEASURES, ("last_order_at", "frequency", "monetary"), strict=True):
+        for i, k in enumerate(ks):
+            key = f"{measure}{i}"
+            if k >= n:  # nobody can have n values below them
+                columns.append("NULL")
+                continue
+            columns.append(f"min({column}) FILTER (WHERE {column} > %({key})s)")
+            params[key] = kth[measure][i]
+    high = settings.high_value_min_monetary_score
+    if high <= 1:
+        high_value = "TRUE"
+    elif ks[high - 2] >= n:
+        high_value = "FALSE"
+    else:
+        high_value = f"monetary > %(monetary{high - 2})s"
+    columns += [
+        f"count(*) FILTER (WHERE frequency >= %(repeat)s AND {high_value})",
+        "count(*) FILTER (WHERE frequency >= %(repeat)s)",
+        "count(*)",
+    ]
+    cur.execute(_EDGES_SQL.format(columns=", ".join(columns)), params)
+    row = cur.fetchone()
+    edges = Edges(recency=list(row[0:4]), frequency=list(row[4:8]), monetary=list(row[8:12]))
+    high_n, repeat_n, total = row[12:15]
+    return edges, (high_n, repeat_n - high_n, total - repeat_n)
+
+
+def _score_sql(letter: str, column: str) -> str:
+    terms = " + ".join(
+        _TERM.format(column=column, edge=f"{letter}{level}") for level in range(2, 6)
+    )
+    return _SCORE.format(terms=terms)
+
+
+def _diff_sql() -> str:
+    m_score = _score_sql("m", "a.monetary")
+    return _DIFF_SQL.format(
+        r_score=_score_sql("r", "a.last_order_at"),
+        f_score=_score_sql("f", "a.frequency"),
+        m_score=m_score,
+        tier=_TIER_SQL.format(m_score="m_score"),
+    )
+
+
+def _aggregate(tenant_id: int, start: datetime, customer_id: int | None = None):
+    qs = Order.objects.for_tenant(tenant_id).exclude(status__in=UNCOUNTED_STATUSES)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    in_window = Q(placed_at__gte=start)
+    return (
+        qs.order_by()
+        .values("customer_id")
+        .annotate(
+            first_order_at=Min("placed_at"),
+            last_order_at=Max("placed_at"),
+            orders_total=Count("id"),
+            frequency=Count("id", filter=in_window),
+            monetary=Sum("total", filter=in_window),
+        )
+    )
+
+
+def _ranks(values: list) -> dict:
+    """SQL RANK(): 1 + how many values are smaller."""
+    ranks: dict = {}
+    for i, value in enumerate(sorted(values)):
+        ranks.setdefault(value, i + 1)
+    return ranks
+
+
+def _recompute_python(
+    tenant_id: int, settings: SegmentSettings, as_of: datetime
+) -> RecomputeResult:
+    """The same definitions as the SQL statement, for databases without it."""
+    rows = list(_aggregate(tenant_id, window_start(settings, as_of)))
+    for row in rows:
+        row["monetary"] = row["monetary"] or Decimal("0.00")
+    n = len(rows)
+    ranks = {
+        "recency": _ranks([r["last_order_at"] for r in rows]),
+        "frequency": _ranks([r["frequency"] for r in rows]),
+        "monetary": _ranks([r["monetary"] for r in rows]),
+    }
+    edges: dict[str, list] = {k: [None] * 4 for k in MEASURES}
+    targets = {}
+    for row in rows:
+        scores = []
+        for measure, key in zip(MEASURES, ("last_order_at", "frequency", "monetary"), strict=True):
+            s = quintile(ranks[measure][row[key]], n)
+            scores.append(s)
+            for level in range(2, s + 1):
+                edge = edges[measure][level - 2]
+                if edge is None or row[key] < edge:
+                    edges[measure][level - 2] = row[key]
+        r, f, m = scores
+        targets[row["customer_id"]] = {
+            "first_order_at": row["first_order_at"],
+            "last_order_at": row["last_order_at"],
+            "orders_total": row["orders_total"],
+            "frequency": row["frequency"],
+            "monetary": row["monetary"],
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "tier": tier_for(row["frequency"], m, settings),
+        }
+    settings.boundaries = Edges(**edges).dump()
+    changed, removed, moves = _write_rows(tenant_id, targets, as_of)
+    transitions = _record_tier_moves(tenant_id, moves, as_of, cause="recompute")
+    tiers = {t: 0 for t in Tier.values}
+    for target in targets.values():
+        tiers[target["tier"]] += 1
+    return RecomputeResult(
+        tenant_id=tenant_id,
+        buyers=n,
+        tiers=tiers,
+        changed=changed,
+        removed=removed,
+        transitions=transitions,
+        seconds=0.0,
+        engine="python",
+    )
+
+
+def _write_rows(tenant_id: int, targets: dict, as_of: datetime):
+    existing = {r.customer_id: r for r in CustomerRFM.objects.for_tenant(tenant_id)}
+    moves: list[tuple[int, str | None, str | None]] = []
+    create, update = [], []
+    for customer_id, values in targets.items():
+        row = existing.pop(customer_id, None)
+        if row is None:
+            create.append(
+                CustomerRFM(
+                    tenant_id=tenant_id, customer_id=customer_id, computed_at=as_of, **values
+                )
+            )
+            moves.append((customer_id, None, values["tier"]))
+            continue
+        if all(getattr(row, k) == v for k, v in values.items()):
+            continue
+        if row.tier != values["tier"]:
+            moves.append((customer_id, row.tier, values["tier"]))
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.computed_at = as_of
+        update.append(row)
+    CustomerRFM.objects.bulk_create(create, batch_size=1000)
+    CustomerRFM.objects.for_tenant(tenant_id).bulk_update(
+        update, [*RFM_FIELDS, "computed_at"], batch_size=1000
+    )
+    for customer_id, row in existing.items():
+        moves.append((customer_id, row.tier, None))
+    CustomerRFM.objects.for_tenant(tenant_id).filter(customer_id__in=list(existing)).delete()
+    return len(create) + len(update), len(existing), moves
+
+
+def _record_tier_moves(tenant_id: int, moves, at: datetime, *, cause: str) -> int:
+    segments = tier_segments(tenant_id)
+    rows = []
+    for customer_id, old, new in moves:
+        if old == new:
+            continue
+        if old:
+            rows.append((segments[old], customer_id, TransitionKind.LEFT))
+        if new:
+            rows.append((segments[new], customer_id, TransitionKind.ENTERED))
+    SegmentTransition.objects.bulk_create(
+        [
+            SegmentTransition(
+                tenant_id=tenant_id, segment=s, customer_id=c, kind=k, at=at, cause=cause
+            )
+            for s, c, k in rows
+        ],
+        batch_size=1000,
+    )
+    return len(rows)
+
+
+# --- category flags ---------------------------------------------------------------
+
+_FAMILIES_SQL = """
+INSERT INTO segments_customerfamily (
+    tenant_id, customer_id, family_id, orders, spend, expensive_spend, first_at, last_at)
+SELECT o.tenant_id, o.customer_id, l.family_id,
+       count(DISTINCT o.id), sum(l.total),
+       coalesce(sum(l.total) FILTER (WHERE l.price_tier = 'expensive'), 0),
+       min(o.placed_at), max(o.placed_at)
+FROM commerce_order o
+JOIN commerce_orderline l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+WHERE o.tenant_id = %(tenant)s AND o.status NOT IN ('cancelled', 'refunded')
+  AND l.family_id IS NOT NULL {customer_filter}
+GROUP BY o.tenant_id, o.customer_id, l.family_id
+"""
+
+_FLAGS_SQL = """
+UPDATE segments_customerrfm SET
+    top_families = coalesce((
+        SELECT {json_agg} FROM (
+            SELECT family_id, spend FROM segments_customerfamily f
+            WHERE f.tenant_id = segments_customerrfm.tenant_id
+              AND f.customer_id = segments_customerrfm.customer_id
+            ORDER BY spend DESC, family_id LIMIT {top}) t), {empty}),
+    price_tier = coalesce((
+        SELECT CASE WHEN sum(expensive_spend) * 2 > sum(spend) THEN 'expensive'
+                    ELSE 'standard' END
+        FROM segments_customerfamily f
+        WHERE f.tenant_id = segments_customerrfm.tenant_id
+          AND f.customer_id = segments_customerrfm.customer_id
+        HAVING count(*) > 0), '')
+WHERE tenant_id = %(tenant)s {customer_filter}
+"""
+
+
+def _flags_sql(customer_filter: str) -> str:
+    if connection.vendor == "postgresql":
+        json_agg, empty = "jsonb_agg(family_id ORDER BY spend DESC, family_id)", "'[]'::jsonb"
+    else:
+        json_agg, empty = "json_group_array(family_id)", "'[]'"
+    return _FLAGS_SQL.format(
+        json_agg=json_agg, empty=empty, top=TOP_FAMILIES, customer_filter=customer_filter
+    )
+
+
+def families_rebuild(tenant: Tenant | int, *, customer_id: int | None = None) -> int:
+    """Rebuild what customers bought per product family (all time) from the
+    order lines, and their category flags (top families by spend, price tier:
+    ``expensive`` when most of their spend is on expensive-tier lines).
+
+    For one customer this is a few indexed queries; for a whole tenant it
+    reads every order line, so it runs after bulk loads and nightly, not per order.
+    """
+    tenant_id = getattr(tenant, "pk", tenant)
+    params = {"tenant": tenant_id, "customer": customer_id}
+    one = "AND o.customer_id = %(customer)s" if customer_id is not None else ""
+    with transaction.atomic(), connection.cursor() as cur:
+        rows = CustomerFamily.objects.for_tenant(tenant_id)
+        if customer_id is not None:
+            rows = rows.filter(customer_id=customer_id)
+        rows.delete()
+        cur.execute(_FAMILIES_SQL.format(customer_filter=one), params)
+        written = cur.rowcount
+        flag_filter = "AND customer_id = %(customer)s" if customer_id is not None else ""
+        cur.execute(_flags_sql(flag_filter), params)
+    return written
+
+
+# --- one customer -------------------------------------------------------------------
+
+
+@dataclass
+class CustomerRefresh:
+    customer_id: int
+    rfm: CustomerRFM | None
+    transitions: list = field(default_factory=list)
+
+
+def customer_refresh(
+    tenant: Tenant | int, customer_id: int, *, cause: str = "order", as_of: datetime | None = None
+) -> CustomerRefresh:
+    """Bring one customer's RFM, tier, category flags and rule segments up to
+    date after an order (or a merge, a cancellation): a handful of indexed
+    queries, scored against the edges of the last full recompute."""
+    from segments.services.memberships import segments_refresh_customer
+
+    tenant_id = getattr(tenant, "pk", tenant)
+    as_of = as_of or clock.now()
+    if segment_settings(tenant_id).last_full_at is None:
+        # No edges to score against yet (a new tenant): rank everyone once.
+        rfm_recompute(tenant_id, as_of=as_of)
+    with transaction.atomic():
+        lock_tenant(tenant_id, shared=True)
+        lock_customer(customer_id)
+        settings = segment_settings(tenant_id)
+        row = _refresh_rfm(tenant_id, customer_id, settings, as_of, cause)
+        families_rebuild(tenant_id, customer_id=customer_id)
+        if row is not None:
+            row.refresh_from_db(fields=["top_families", "price_tier"])
+        moves = segments_refresh_customer(tenant_id, customer_id, cause=cause)
+    return CustomerRefresh(customer_id=customer_id, rfm=row, transitions=list(moves))
+
+
+def _refresh_rfm(
+    tenant_id: int, customer_id: int, settings: SegmentSettings, as_of: datetime, cause: str
+) -> CustomerRFM | None:
+    values = next(iter(_aggregate(tenant_id, window_start(settings, as_of), customer_id)), None)
+    row = (
+        CustomerRFM.objects.for_tenant(tenant_id)
+        .select_for_update()
+        .filter(customer_id=customer_id)
+        .first()
+    )
+    old_tier = row.tier if row else None
+    if values is None:
+        if row is not None:
+            row.delete()
+            _record_tier_moves(tenant_id, [(customer_id, old_tier, None)], as_of, cause=cause)
+        return None
+    values.pop("customer_id")
+    values["monetary"] = values["monetary"] or Decimal("0.00")
+    r, f, m = Edges.load(settings.boundaries).scores(
+        values["last_order_at"], values["frequency"], values["monetary"]
+    )
+    values.update(r_score=r, f_score=f, m_score=m, tier=tier_for(values["frequency"], m, settings))
+    if row is None:
+        row = CustomerRFM(tenant_id=tenant_id, customer_id=customer_id)
+    elif all(getattr(row, k) == v for k, v in values.items()):
+        return row
+    for k, v in values.items():
+        setattr(row, k, v)
+    row.computed_at = as_of
+    row.save()
+    _record_tier_moves(tenant_id, [(customer_id, old_tier, values["tier"])], as_of, cause=cause)
+    return row
+
+
+__all__ = [
+    "Edges",
+    "RecomputeResult",
+    "customer_refresh",
+    "families_rebuild",
+    "quintile",
+    "rfm_recompute",
+    "score",
+    "tier_for",
+]

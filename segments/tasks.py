@@ -1,0 +1,111 @@
+"""Celery tasks of segments (routed to the ``segments`` queue by
+``CELERY_TASK_ROUTES``): thin wrappers over services.
+
+- ``segments.refresh_customer``: after an order (queued on commit by ingestion),
+  move that customer's RFM, tier and rule segments within seconds.
+- ``segments.recompute_tenant``: the full recompute (after bulk loads, on demand).
+- ``segments.schedule_nightly`` (beat, every 15 minutes): queue the nightly run
+  of every tenant whose local night hour has come and that has not run since.
+- ``segments.nightly``: full recompute, category flags, rule segments and the
+  rising-interest check for one tenant.
+- ``segments.refresh_segment``: one rule segment's memberships (after an edit).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from celery import shared_task
+
+from commerce.models import Customer
+from retention import clock
+from retention.models import Tenant
+from segments.models import Segment, SegmentSettings
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="segments.refresh_customer")
+def refresh_customer(tenant_id: int, customer_id: int, cause: str = "order") -> dict:
+    from segments.services.rfm import customer_refresh
+
+    customer = Customer.objects.for_tenant(tenant_id).filter(pk=customer_id).first()
+    if customer is None:
+        return {"missing": customer_id}
+    # A merged-away customer's orders now belong to the survivor.
+    customer_id = customer.merged_into_id or customer.pk
+    result = customer_refresh(tenant_id, customer_id, cause=cause)
+    return {
+        "customer_id": customer_id,
+        "tier": result.rfm.tier if result.rfm else None,
+        "transitions": len(result.transitions),
+    }
+
+
+@shared_task(name="segments.recompute_tenant")
+def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
+    from segments.services.memberships import segments_refresh_all
+    from segments.services.rfm import families_rebuild, rfm_recompute
+
+    if not Tenant.objects.filter(pk=tenant_id).exists():
+        return {"missing": tenant_id}
+    result = rfm_recompute(tenant_id)
+    if families:
+        families_rebuild(tenant_id)
+    segments_refresh_all(tenant_id, cause="recompute")
+    return {"buyers": result.buyers, "tiers": result.tiers, "seconds": round(result.seconds, 3)}
+
+
+def night_start(tenant: Tenant, settings: SegmentSettings, now: datetime) -> datetime:
+    """The most recent start of the tenant's night hour, at or before ``now``."""
+    local = now.astimezone(ZoneInfo(tenant.timezone or "UTC"))
+    start = local.replace(hour=settings.nightly_hour, minute=0, second=0, microsecond=0)
+    if start > local:
+        start -= timedelta(days=1)
+    return start
+
+
+@shared_task(name="segments.schedule_nightly")
+def schedule_nightly() -> list[int]:
+    """Queue tonight's run for every tenant that is due. Safe to run often and
+    from two beats: a tenant whose run has happened since its night started is
+    skipped, and the run itself checks again."""
+    now = clock.now()
+    queued = []
+    for tenant in Tenant.objects.all():
+        settings = SegmentSettings.objects.for_tenant(tenant).first()
+        if settings is None:
+            continue
+        due = night_start(tenant, settings, now)
+        if settings.last_full_at is None or settings.last_full_at < due:
+            nightly.delay(tenant.pk, due.isoformat())
+            queued.append(tenant.pk)
+    return queued
+
+
+@shared_task(name="segments.nightly")
+def nightly(tenant_id: int, due: str) -> dict:
+    from segments.services.alerts import rising_interest_check
+
+    settings = SegmentSettings.objects.for_tenant(tenant_id).first()
+    if settings is None:
+        return {"missing": tenant_id}
+    if settings.last_full_at and settings.last_full_at >= datetime.fromisoformat(due):
+        return {"skipped": "already ran tonight"}
+    done = recompute_tenant(tenant_id, families=True)
+    done["alerts"] = len(rising_interest_check(tenant_id))
+    return done
+
+
+@shared_task(name="segments.refresh_segment")
+def refresh_segment(tenant_id: int, segment_id: int) -> dict:
+    """Bring one rule segment's memberships up to date (set-based)."""
+    from segments.services.memberships import segment_refresh
+
+    segment = Segment.objects.for_tenant(tenant_id).filter(pk=segment_id).first()
+    if segment is None:
+        return {"missing": segment_id}
+    entered, left = segment_refresh(segment, cause="refresh")
+    return {"entered": entered, "left": left}

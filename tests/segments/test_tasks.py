@@ -1,0 +1,153 @@
+"""Segments stay fresh: an ingested order moves its buyer through a queued task
+(in-process here, through Redis and a real worker in the last test), merges and
+bulk loads are followed, and the nightly run comes once per tenant night."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from commerce.models import Customer
+from commerce.services.customers import customer_merge
+from commerce.services.orders import order_cancel, order_upsert, orders_bulk_loaded
+from retention import clock
+from retention.celery import app as celery_app
+from segments.models import CustomerRFM, SegmentTransition, Tier
+from segments.services.rfm import rfm_recompute
+from segments.services.setup import segment_settings
+from segments.tasks import night_start, nightly, schedule_nightly
+from tests.commerce.test_webhooks import ORDER, post
+from tests.factories import CustomerFactory, make_order
+from tests.workers import celery_worker
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def eager():
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def order_data(order_id: str, customer_id: str, total: str = "30.00") -> dict:
+    """An order payload as the webhook schema leaves it (validated, typed)."""
+    total = Decimal(total)
+    return {
+        "id": order_id,
+        "customer": {"id": customer_id, "email": f"{customer_id}@shop.example"},
+        "placed_at": clock.now(),
+        "total": total,
+        "currency": "EUR",
+        "lines": [{"sku": "A-1", "quantity": 1, "unit_price": total}],
+    }
+
+
+def tier_of(tenant, customer_id: int) -> str | None:
+    row = CustomerRFM.objects.for_tenant(tenant).filter(customer_id=customer_id).first()
+    return row.tier if row else None
+
+
+def test_an_ingested_order_moves_its_buyer(tenant, eager, django_capture_on_commit_callbacks):
+    clock.set_now(NOW)
+    with django_capture_on_commit_callbacks(execute=True):
+        order, _ = order_upsert(tenant=tenant, data=order_data("o-1", "c-1"), source="api")
+    customer_id = order.customer_id
+    assert tier_of(tenant, customer_id) == Tier.ONE_TIME
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_upsert(tenant=tenant, data=order_data("o-2", "c-1"), source="api")
+    assert tier_of(tenant, customer_id) in (Tier.MID_VALUE_REPEAT, Tier.HIGH_VALUE_REPEAT)
+    kinds = list(
+        SegmentTransition.objects.for_tenant(tenant)
+        .filter(customer_id=customer_id)
+        .order_by("id")
+        .values_list("kind", "cause")
+    )
+    assert kinds[-2:] == [("left", "order"), ("entered", "order")]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_cancel(tenant=tenant, data={"id": "o-2"}, source="api")
+    assert tier_of(tenant, customer_id) == Tier.ONE_TIME
+
+
+def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_commit_callbacks):
+    clock.set_now(NOW)
+    survivor, merged = CustomerFactory(tenant=tenant), CustomerFactory(tenant=tenant)
+    make_order(survivor, NOW - timedelta(days=3))
+    make_order(merged, NOW - timedelta(days=2))
+    rfm_recompute(tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_merge(survivor=survivor, merged=merged, reason="same email")
+    assert CustomerRFM.objects.for_tenant(tenant).filter(customer=merged).count() == 0
+    assert tier_of(tenant, survivor.pk) == Tier.MID_VALUE_REPEAT
+    assert SegmentTransition.objects.for_tenant(tenant).filter(customer=merged).count() == 0
+    # The merged customer's entry into one-time now reads on the survivor.
+    assert SegmentTransition.objects.for_tenant(tenant).filter(customer=survivor).count() == 4
+
+
+def test_a_bulk_load_recomputes_the_tenant_once(tenant, eager):
+    clock.set_now(NOW)
+    customers = [CustomerFactory(tenant=tenant) for _ in range(3)]
+    for c in customers:
+        make_order(c, NOW - timedelta(days=1))
+    orders_bulk_loaded(tenant)
+    assert CustomerRFM.objects.for_tenant(tenant).count() == 3
+    assert segment_settings(tenant).last_full_at == NOW
+
+
+def test_the_nightly_run_is_queued_once_the_tenants_night_hour_comes(tenant, other_tenant, eager):
+    # Alpha is in Europe/Berlin (UTC+2 in June); its night hour is 03:00 local.
+    bravo = segment_settings(other_tenant)
+    bravo.last_full_at = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)  # already ran tonight
+    bravo.save()
+    clock.set_now(datetime(2026, 6, 2, 0, 59, tzinfo=UTC))  # 02:59 in Berlin
+    assert tenant.pk in schedule_nightly()  # never ran: due since last night
+    assert segment_settings(tenant).last_full_at == datetime(2026, 6, 2, 0, 59, tzinfo=UTC)
+    assert schedule_nightly() == []  # ran since last night's 03:00
+
+    clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))  # 03:05 in Berlin: tonight
+    assert sorted(schedule_nightly()) == sorted([tenant.pk, other_tenant.pk])
+    assert schedule_nightly() == []
+
+
+def test_a_repeated_nightly_task_does_nothing_the_second_time(tenant, eager):
+    clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))
+    due = night_start(tenant, segment_settings(tenant), clock.now())
+    assert due.hour == 3 and due.utcoffset() == timedelta(hours=2)
+    assert "buyers" in nightly(tenant.pk, due.isoformat())
+    assert nightly(tenant.pk, due.isoformat()) == {"skipped": "already ran tonight"}
+
+
+@pytest.fixture
+def worker(transactional_db):
+    with celery_worker("ingest,segments") as proc:
+        yield proc
+
+
+def test_a_webhook_order_moves_its_buyer_through_a_real_worker(tenant, worker):
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        started = time.monotonic()
+        customer = {"id": "rt-1", "email": "rt-1@shop.example"}
+        for i in range(2):
+            data = {**ORDER, "id": f"rt-{i}", "customer": customer}
+            assert post(tenant, {"type": "order.created", "data": data}).status_code == 202
+    finally:
+        celery_app.conf.task_always_eager = before
+
+    deadline = started + 60
+    while True:
+        assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+        buyer = Customer.objects.for_tenant(tenant).filter(email="rt-1@shop.example").first()
+        row = buyer and CustomerRFM.objects.for_tenant(tenant).filter(customer=buyer).first()
+        if row and row.orders_total == 2:
+            break
+        assert time.monotonic() < deadline, "the buyer's RFM did not move"
+        time.sleep(0.2)
+    assert row.tier in (Tier.MID_VALUE_REPEAT, Tier.HIGH_VALUE_REPEAT)
