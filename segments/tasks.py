@@ -6,8 +6,8 @@
 - ``segments.recompute_tenant``: the full recompute (after bulk loads, on demand).
 - ``segments.schedule_nightly`` (beat, every 15 minutes): queue the nightly run
   of every tenant whose local night hour has come and that has not run since.
-- ``segments.nightly``: full recompute, category flags, rule segments and the
-  rising-interest check for one tenant.
+- ``segments.nightly``: full recompute, rule segments and the rising-interest
+  check for one tenant.
 - ``segments.refresh_segment``: one rule segment's memberships (after an edit).
 """
 
@@ -94,7 +94,9 @@ def nightly(tenant_id: int, due: str) -> dict:
         return {"missing": tenant_id}
     if settings.last_full_at and settings.last_full_at >= datetime.fromisoformat(due):
         return {"skipped": "already ran tonight"}
-    done = recompute_tenant(tenant_id, families=True)
+    # Category flags only change with orders, and every order path refreshes its
+    # buyer's (bulk loads rebuild them all): the nightly run leaves them be.
+    done = recompute_tenant(tenant_id, families=False)
     done["alerts"] = len(rising_interest_check(tenant_id))
     return done
 

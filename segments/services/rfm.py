@@ -196,7 +196,11 @@ SELECT coalesce(t.customer_id, c.customer_id) AS id,
        t.r_score, t.f_score, t.m_score, t.tier, c.tier AS old_tier,
        c.customer_id IS NULL AS is_new, t.customer_id IS NULL AS is_gone
 FROM tiered t
-FULL JOIN (SELECT * FROM segments_customerrfm WHERE tenant_id = %(tenant)s) c
+FULL JOIN (
+    SELECT customer_id, first_order_at, last_order_at, orders_total, frequency, monetary,
+           r_score, f_score, m_score, tier
+    FROM segments_customerrfm WHERE tenant_id = %(tenant)s
+) c
   ON c.customer_id = t.customer_id
 WHERE c.customer_id IS NULL OR t.customer_id IS NULL
    OR (c.first_order_at, c.last_order_at, c.orders_total, c.frequency, c.monetary,
