@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def register() -> None:
-    from commerce.services.customers import CUSTOMER_MERGE_HOOKS
+    from commerce.services.customers import CUSTOMER_FACTS_CHANGED_HOOKS, CUSTOMER_MERGE_HOOKS
     from commerce.services.orders import ORDER_INGESTED_HOOKS, ORDERS_BULK_LOADED_HOOKS
     from retention.services import TENANT_CREATED_HOOKS
     from segments.services.setup import segments_setup
@@ -23,6 +23,7 @@ def register() -> None:
         (ORDER_INGESTED_HOOKS, on_order_ingested),
         (ORDERS_BULK_LOADED_HOOKS, on_orders_bulk_loaded),
         (CUSTOMER_MERGE_HOOKS, on_customer_merged),
+        (CUSTOMER_FACTS_CHANGED_HOOKS, on_customer_facts_changed),
     ):
         if hook not in hooks:
             hooks.append(hook)
@@ -68,3 +69,30 @@ def on_customer_merged(survivor, merged) -> dict[str, int]:
         model.objects.for_tenant(tenant_id).filter(customer=merged).delete()
     transaction.on_commit(lambda: _enqueue(refresh_customer, tenant_id, survivor.pk, "merge"))
     return moved
+
+
+# Which rule conditions read which kind of fact (orders are handled above).
+FIELDS_BY_CAUSE = {"consent": {"consent"}, "touchpoint": {"touchpoint"}}
+
+
+def on_customer_facts_changed(tenant_id: int, customer_ids: list[int], cause: str) -> None:
+    """After a consent change or tracked events commit: re-test the rule segments
+    that read them, for those customers only; nothing to do (and no task) when no
+    active segment uses such a condition."""
+    from segments.models import Segment, SegmentKind, SegmentStatus
+    from segments.tasks import refresh_rule_members
+
+    fields = FIELDS_BY_CAUSE.get(cause)
+    if not fields:
+        return
+    conditions = (
+        Segment.objects.for_tenant(tenant_id)
+        .filter(kind=SegmentKind.RULE, status=SegmentStatus.ACTIVE)
+        .values_list("conditions", flat=True)
+    )
+    if any(
+        isinstance(c, dict) and c.get("field") in fields
+        for rule in conditions
+        for c in (rule or [])
+    ):
+        _enqueue(refresh_rule_members, tenant_id, customer_ids, cause)

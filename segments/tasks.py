@@ -3,6 +3,8 @@
 
 - ``segments.refresh_customer``: after an order (queued on commit by ingestion),
   move that customer's RFM, tier and rule segments within seconds.
+- ``segments.refresh_rule_members``: after consent changes or tracked events,
+  re-test the rule segments that read them for those customers.
 - ``segments.recompute_tenant``: the full recompute (after bulk loads, on demand).
 - ``segments.schedule_nightly`` (beat, every 15 minutes): queue the nightly run
   of every tenant whose local night hour has come and that has not run since.
@@ -42,6 +44,17 @@ def refresh_customer(tenant_id: int, customer_id: int, cause: str = "order") -> 
         "tier": result.rfm.tier if result.rfm else None,
         "transitions": len(result.transitions),
     }
+
+
+@shared_task(name="segments.refresh_rule_members")
+def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) -> dict:
+    """Re-test rule segments for customers whose consent or events changed."""
+    from segments.services.memberships import segments_refresh_customer
+
+    moved = 0
+    for customer_id in customer_ids:
+        moved += len(segments_refresh_customer(tenant_id, customer_id, cause=cause))
+    return {"customers": len(customer_ids), "transitions": moved}
 
 
 @shared_task(name="segments.recompute_tenant")

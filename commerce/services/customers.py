@@ -35,6 +35,22 @@ PROFILE_FIELDS = ("first_name", "last_name", "timezone", "locale", "preferred_ch
 # Other apps that hold customer foreign keys register a function(survivor, merged)
 # that moves their rows; called inside the merge transaction.
 CUSTOMER_MERGE_HOOKS: list[Callable[[Customer, Customer], dict[str, int]]] = []
+# Called after commit with (tenant id, customer ids, cause) when facts other than
+# orders change: consent decisions ("consent") and tracked events ("touchpoint").
+CUSTOMER_FACTS_CHANGED_HOOKS: list[Callable[[int, list[int], str], None]] = []
+
+
+def customer_facts_changed(tenant_id: int, customer_ids: Iterable[int], cause: str) -> None:
+    """Tell listeners (segments) once the current transaction commits."""
+    ids = sorted(set(customer_ids))
+    if not ids or not CUSTOMER_FACTS_CHANGED_HOOKS:
+        return
+
+    def run() -> None:
+        for hook in CUSTOMER_FACTS_CHANGED_HOOKS:
+            hook(tenant_id, ids, cause)
+
+    transaction.on_commit(run)
 
 
 @dataclass(frozen=True)
@@ -250,11 +266,16 @@ def consent_set(
         channel=channel,
         defaults={"status": status, "source": source, "at": at},
     )
-    if not created and at >= consent.at and (consent.status, consent.source) != (status, source):
+    if created:
+        customer_facts_changed(customer.tenant_id, [customer.pk], "consent")
+    elif at >= consent.at and (consent.status, consent.source) != (status, source):
         ChannelConsent.objects.for_tenant(customer.tenant_id).filter(
             pk=consent.pk, at__lte=at
         ).update(status=status, source=source, at=at)
+        changed = consent.status != status
         consent.refresh_from_db()
+        if changed:
+            customer_facts_changed(customer.tenant_id, [customer.pk], "consent")
     return consent
 
 
@@ -338,9 +359,11 @@ def _merge_consents(survivor: Customer, merged: Customer) -> int:
 
 
 __all__ = [
+    "CUSTOMER_FACTS_CHANGED_HOOKS",
     "CUSTOMER_MERGE_HOOKS",
     "CustomerRef",
     "consent_set",
+    "customer_facts_changed",
     "customer_merge",
     "customer_resolve",
     "customer_update",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from commerce.models import Customer, Touchpoint
-from commerce.services.customers import CustomerRef, customer_resolve
+from commerce.services.customers import CustomerRef, customer_facts_changed, customer_resolve
 from retention import clock
 from retention.models import Tenant
 
@@ -82,4 +82,5 @@ def touchpoints_ingest(*, tenant: Tenant, items: list[dict], source: str) -> dic
             batch_ids.add(ext)
     # A concurrent request may have stored the same ids since we looked.
     Touchpoint.objects.bulk_create(rows, ignore_conflicts=True)
+    customer_facts_changed(tenant.pk, (row.customer_id for row in rows), "touchpoint")
     return {"received": len(items), "created": len(rows), "duplicates": len(items) - len(rows)}

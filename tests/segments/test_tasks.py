@@ -11,11 +11,19 @@ from decimal import Decimal
 import pytest
 
 from commerce.models import Customer
-from commerce.services.customers import customer_merge
+from commerce.services.customers import consent_set, customer_merge
 from commerce.services.orders import order_cancel, order_upsert, orders_bulk_loaded
+from commerce.services.touchpoints import touchpoints_ingest
 from retention import clock
 from retention.celery import app as celery_app
-from segments.models import CustomerRFM, SegmentTransition, Tier
+from segments.models import (
+    CustomerRFM,
+    Segment,
+    SegmentKind,
+    SegmentMembership,
+    SegmentTransition,
+    Tier,
+)
 from segments.services.rfm import rfm_recompute
 from segments.services.setup import segment_settings
 from segments.tasks import night_start, nightly, schedule_nightly
@@ -151,3 +159,62 @@ def test_a_webhook_order_moves_its_buyer_through_a_real_worker(tenant, worker):
         assert time.monotonic() < deadline, "the buyer's RFM did not move"
         time.sleep(0.2)
     assert row.tier in (Tier.MID_VALUE_REPEAT, Tier.HIGH_VALUE_REPEAT)
+
+
+def _rule(tenant, slug: str, condition: dict) -> Segment:
+    return Segment.objects.create(
+        tenant=tenant, kind=SegmentKind.RULE, name=slug, slug=slug, conditions=[condition]
+    )
+
+
+def _members(segment) -> set[int]:
+    return set(
+        SegmentMembership.objects.for_tenant(segment.tenant_id)
+        .filter(segment=segment)
+        .values_list("customer_id", flat=True)
+    )
+
+
+def test_a_consent_change_moves_segments_that_read_consent(
+    tenant, eager, django_capture_on_commit_callbacks
+):
+    emailable = _rule(
+        tenant,
+        "emailable",
+        {"field": "consent", "op": "eq", "value": {"channel": "email", "status": "opted_in"}},
+    )
+    customer = CustomerFactory(tenant=tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_set(customer=customer, channel="email", status="opted_in", source="api")
+    assert _members(emailable) == {customer.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_set(customer=customer, channel="email", status="opted_out", source="api")
+    assert _members(emailable) == set()
+    causes = SegmentTransition.objects.for_tenant(tenant).filter(segment=emailable)
+    assert sorted(causes.values_list("kind", "cause")) == [
+        ("entered", "consent"),
+        ("left", "consent"),
+    ]
+
+
+def test_tracked_events_move_segments_that_read_touchpoints(
+    tenant, eager, django_capture_on_commit_callbacks
+):
+    clicked = _rule(
+        tenant,
+        "clickers",
+        {
+            "field": "touchpoint",
+            "op": "has",
+            "value": {"kind": "message.clicked", "within_days": 7},
+        },
+    )
+    event = {
+        "category": "marketing",
+        "kind": "message.clicked",
+        "customer": {"id": "tp-1", "email": "tp-1@shop.example"},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        touchpoints_ingest(tenant=tenant, items=[event], source="api")
+    buyer = Customer.objects.for_tenant(tenant).get(email="tp-1@shop.example")
+    assert _members(clicked) == {buyer.pk}
