@@ -1,0 +1,38 @@
+"""`demo_segments` gives the demo store example rule segments, once."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+
+from commerce.models import ProductFamily
+from commerce.services.orders import orders_bulk_loaded
+from retention import clock
+from retention.celery import app as celery_app
+from segments.models import Segment, SegmentKind
+from tests.factories import CustomerFactory, make_order
+
+
+@pytest.fixture
+def eager():
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def test_demo_segments_creates_the_examples_once_and_fills_them(tenant, capsys, eager):
+    coffee = ProductFamily.objects.create(tenant=tenant, name="Coffee", slug="coffee")
+    lapsing = CustomerFactory(tenant=tenant)
+    for days in (90, 120):
+        make_order(lapsing, clock.now() - timedelta(days=days), families=(coffee,))
+    orders_bulk_loaded(tenant)  # as the demo seed does: RFM and category flags
+
+    call_command("demo_segments", "--tenant", tenant.slug)
+    call_command("demo_segments", "--tenant", tenant.slug)
+
+    rules = Segment.objects.for_tenant(tenant).filter(kind=SegmentKind.RULE)
+    assert rules.count() == 4
+    assert rules.get(slug="lapsing-repeat-buyers").member_count == 1
+    assert rules.get(slug="coffee-refill").member_count == 1
+    assert "Lapsing repeat buyers" in capsys.readouterr().out
