@@ -105,6 +105,7 @@ def main() -> None:
         customer_refresh,
         families_rebuild,
         rfm_recompute,
+        tier_counts,
         window_start,
     )
     from segments.services.setup import segment_settings
@@ -157,7 +158,7 @@ def main() -> None:
         f"full recompute, steady state ({result.changed:,} rows changed): {steady_s:.2f} s "
         f"= {steady_s / bare_s:.2f}x the bare aggregate (goal <= 2x)"
     )
-    for tier, n in result.tiers.items():
+    for tier, n in tier_counts(tenant).items():
         print(f"  {tier:<20} {n:>10,}")
     families_s, rows = median_time(lambda: families_rebuild(tenant), 1)
     print(f"category flags rebuilt from every order line ({rows:,} rows): {families_s:.2f} s")

@@ -68,7 +68,7 @@ def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
     if families:
         families_rebuild(tenant_id)
     segments_refresh_all(tenant_id, cause="recompute")
-    return {"buyers": result.buyers, "tiers": result.tiers, "seconds": round(result.seconds, 3)}
+    return {"buyers": result.buyers, "changed": result.changed, "seconds": round(result.seconds, 3)}
 
 
 def night_start(tenant: Tenant, settings: SegmentSettings, now: datetime) -> datetime:

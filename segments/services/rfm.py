@@ -9,18 +9,21 @@ Definitions (the README repeats them for marketers):
 - Scores 1-5 by quintile within the tenant, ties sharing a score:
   ``score = min(5, 1 + 5 * (rank - 1) // (n - 1))`` where ``rank`` is the SQL
   ``RANK()`` of the value among the ``n`` buyers (1 = lowest; for recency, the
-  oldest last order). The full recompute stores, per measure, the smallest value
-  that earned each score 2-5 (the *edges*); a per-customer refresh scores
-  against those edges, which gives exactly the score the full recompute gave
-  any value it saw. The nightly recompute re-ranks everyone and moves the edges.
+  oldest last order). A value earns at least score s exactly when more than
+  ``k_s = ceil((s - 1) * (n - 1) / 5)`` values are below it, i.e. when it is
+  above the k_s-th smallest value. The full recompute stores those k-th values
+  per measure (the *edges*); a per-customer refresh scores against them, which
+  gives exactly the score the full recompute gave any value it saw. The nightly
+  recompute re-ranks everyone and moves the edges.
 - Tier: ``frequency >= repeat_min_orders`` and ``m_score >=
   high_value_min_monetary_score`` is high-value repeat; ``frequency >=
   repeat_min_orders`` otherwise is mid-value repeat; everyone else with a
   counted order (including buyers whose orders all predate the window) is
   one-time.
 
-The full recompute is one SQL statement on PostgreSQL (aggregate over the
-covering index, rank, upsert only rows that changed, record tier transitions);
+The full recompute is a few set-based statements on PostgreSQL (aggregate once,
+one sort per measure for the edges, score and diff, write only rows that
+changed with a transition for every tier move);
 other databases (the embedded SQLite default) use ``_recompute_python``, which
 implements the same definitions and is checked against the SQL path in tests.
 """
@@ -78,8 +81,9 @@ def quintile(rank: int, n: int) -> int:
 
 
 def score(value, edges: list | None) -> int:
-    """Score a value against the edges of the last full recompute."""
-    return 1 + sum(1 for edge in edges or () if edge is not None and value >= edge)
+    """Score a value against the edges of the last full recompute: one more for
+    each edge it is above (``None``: a score nobody could reach)."""
+    return 1 + sum(1 for edge in edges or () if edge is not None and value > edge)
 
 
 def tier_for(frequency: int, m_score: int, settings: SegmentSettings) -> str:
@@ -96,7 +100,8 @@ def window_start(settings: SegmentSettings, as_of: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Edges:
-    """Per measure, the smallest value that earned scores 2, 3, 4 and 5."""
+    """Per measure, the values a value must be above to earn scores 2, 3, 4, 5
+    (the k-th smallest values of the last full recompute)."""
 
     recency: list = field(default_factory=list)
     frequency: list = field(default_factory=list)
@@ -137,7 +142,6 @@ class Edges:
 class RecomputeResult:
     tenant_id: int
     buyers: int
-    tiers: dict[str, int]
     changed: int
     removed: int
     transitions: int
@@ -159,15 +163,14 @@ SELECT customer_id,
        max(placed_at) AS last_order_at,
        count(*) AS orders_total,
        count(*) FILTER (WHERE placed_at >= %(start)s) AS frequency,
-       coalesce(sum(total) FILTER (WHERE placed_at >= %(start)s), 0) AS monetary
+       coalesce(sum(total) FILTER (WHERE placed_at >= %(start)s), 0.00) AS monetary
 FROM commerce_order
 WHERE tenant_id = %(tenant)s AND status NOT IN ('cancelled', 'refunded')
 GROUP BY customer_id
 """
 
-# The k-th smallest value of each measure, for k = ceil((s - 1) * (n - 1) / 5),
-# s = 2..5: a value scores at least s exactly when more than k values are
-# smaller... i.e. when it is greater than the k-th smallest.
+# The k-th smallest value of each measure for k = ceil((s - 1) * (n - 1) / 5),
+# s = 2..5: a value scores at least s exactly when it is above it.
 _KTH_SQL = """
 SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY last_order_at),
        percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY frequency),
@@ -175,12 +178,9 @@ SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY last_orde
 FROM segments_rfm_agg
 """
 
-_EDGES_SQL = """
-SELECT {columns} FROM segments_rfm_agg
-"""
 
 _SCORE = "(1 + {terms})"
-_TERM = "coalesce(({column} >= %({edge})s)::int, 0)"
+_TERM = "coalesce(({column} > %({edge})s)::int, 0)"
 
 _DIFF_SQL = """
 CREATE TEMPORARY TABLE segments_rfm_diff ON COMMIT DROP AS
@@ -309,7 +309,7 @@ def _recompute_sql(tenant_id: int, settings: SegmentSettings, as_of: datetime) -
         cur.execute("RESET enable_hashagg")
         # The edge sorts and the diff's hash join fit in memory at a million buyers.
         cur.execute("SET LOCAL work_mem = '128MB'")
-        edges, counts = _edges_sql(cur, buyers, settings)
+        edges = _edges_sql(cur, buyers)
         for measure, letter in zip(MEASURES, "rfm", strict=True):
             for level, value in enumerate(getattr(edges, measure), start=2):
                 params[f"{letter}{level}"] = value
@@ -324,11 +324,9 @@ def _recompute_sql(tenant_id: int, settings: SegmentSettings, as_of: datetime) -
         cur.execute("RESET work_mem")
         cur.execute("RESET jit")
     settings.boundaries = edges.dump()
-    tiers = dict(zip(Tier.values, counts, strict=True))
     return RecomputeResult(
         tenant_id=tenant_id,
         buyers=buyers,
-        tiers=tiers,
         changed=changed,
         removed=removed,
         transitions=transitions,
@@ -337,42 +335,34 @@ def _recompute_sql(tenant_id: int, settings: SegmentSettings, as_of: datetime) -
     )
 
 
-def _edges_sql(cur, n: int, settings: SegmentSettings) -> tuple[Edges, tuple[int, int, int]]:
-    """The quintile edges, and buyers per tier (high, mid, one-time) from the
-    same pass: a monetary score of at least s means a value above the k-th."""
-    if n == 0:
-        return Edges(recency=[None] * 4, frequency=[None] * 4, monetary=[None] * 4), (0, 0, 0)
+def _edges_sql(cur, n: int) -> Edges:
     ks = kth_positions(n)
+    reachable = [k < n for k in ks]  # a score nobody can have n values below
+    if not any(reachable):
+        return Edges(recency=[None] * 4, frequency=[None] * 4, monetary=[None] * 4)
     # percentile_disc(f) is the value at position ceil(f * n); half a position
     # below k keeps float rounding from landing on k + 1.
-    cur.execute(_KTH_SQL, {"fractions": [(k - 0.5) / n for k in ks]})
-    kth = dict(zip(MEASURES, cur.fetchone(), strict=True))
-    columns, params = [], {"repeat": settings.repeat_min_orders}
-    for measure, column in zip(MEASURES, ("last_order_at", "frequency", "monetary"), strict=True):
-        for i, k in enumerate(ks):
-            key = f"{measure}{i}"
-            if k >= n:  # nobody can have n values below them
-                columns.append("NULL")
-                continue
-            columns.append(f"min({column}) FILTER (WHERE {column} > %({key})s)")
-            params[key] = kth[measure][i]
-    high = settings.high_value_min_monetary_score
-    if high <= 1:
-        high_value = "TRUE"
-    elif ks[high - 2] >= n:
-        high_value = "FALSE"
-    else:
-        high_value = f"monetary > %(monetary{high - 2})s"
-    columns += [
-        f"count(*) FILTER (WHERE frequency >= %(repeat)s AND {high_value})",
-        "count(*) FILTER (WHERE frequency >= %(repeat)s)",
-        "count(*)",
-    ]
-    cur.execute(_EDGES_SQL.format(columns=", ".join(columns)), params)
-    row = cur.fetchone()
-    edges = Edges(recency=list(row[0:4]), frequency=list(row[4:8]), monetary=list(row[8:12]))
-    high_n, repeat_n, total = row[12:15]
-    return edges, (high_n, repeat_n - high_n, total - repeat_n)
+    cur.execute(_KTH_SQL, {"fractions": [(min(k, n) - 0.5) / n for k in ks]})
+    values = cur.fetchone()
+    return Edges(
+        **{
+            measure: [v if ok else None for v, ok in zip(kth, reachable, strict=True)]
+            for measure, kth in zip(MEASURES, values, strict=True)
+        }
+    )
+
+
+def tier_counts(tenant: Tenant | int) -> dict[str, int]:
+    """Buyers per tier (an index-only count)."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    counts = dict.fromkeys(Tier.values, 0)
+    counts.update(
+        CustomerRFM.objects.for_tenant(tenant_id)
+        .order_by()
+        .values_list("tier")
+        .annotate(n=Count("id"))
+    )
+    return counts
 
 
 def _score_sql(letter: str, column: str) -> str:
@@ -410,6 +400,11 @@ def _aggregate(tenant_id: int, start: datetime, customer_id: int | None = None):
     )
 
 
+def _kth(ordered: list) -> list:
+    n = len(ordered)
+    return [ordered[k - 1] if k < n else None for k in kth_positions(n)]
+
+
 def _ranks(values: list) -> dict:
     """SQL RANK(): 1 + how many values are smaller."""
     ranks: dict = {}
@@ -431,18 +426,17 @@ def _recompute_python(
         "frequency": _ranks([r["frequency"] for r in rows]),
         "monetary": _ranks([r["monetary"] for r in rows]),
     }
-    edges: dict[str, list] = {k: [None] * 4 for k in MEASURES}
+    columns = ("last_order_at", "frequency", "monetary")
+    edges = {
+        measure: _kth(sorted(r[column] for r in rows))
+        for measure, column in zip(MEASURES, columns, strict=True)
+    }
     targets = {}
     for row in rows:
-        scores = []
-        for measure, key in zip(MEASURES, ("last_order_at", "frequency", "monetary"), strict=True):
-            s = quintile(ranks[measure][row[key]], n)
-            scores.append(s)
-            for level in range(2, s + 1):
-                edge = edges[measure][level - 2]
-                if edge is None or row[key] < edge:
-                    edges[measure][level - 2] = row[key]
-        r, f, m = scores
+        r, f, m = (
+            quintile(ranks[measure][row[column]], n)
+            for measure, column in zip(MEASURES, columns, strict=True)
+        )
         targets[row["customer_id"]] = {
             "first_order_at": row["first_order_at"],
             "last_order_at": row["last_order_at"],
@@ -457,13 +451,9 @@ def _recompute_python(
     settings.boundaries = Edges(**edges).dump()
     changed, removed, moves = _write_rows(tenant_id, targets, as_of)
     transitions = _record_tier_moves(tenant_id, moves, as_of, cause="recompute")
-    tiers = {t: 0 for t in Tier.values}
-    for target in targets.values():
-        tiers[target["tier"]] += 1
     return RecomputeResult(
         tenant_id=tenant_id,
         buyers=n,
-        tiers=tiers,
         changed=changed,
         removed=removed,
         transitions=transitions,
@@ -671,5 +661,6 @@ __all__ = [
     "quintile",
     "rfm_recompute",
     "score",
+    "tier_counts",
     "tier_for",
 ]

@@ -58,10 +58,23 @@ def test_quintile_splits_ranks_into_fifths():
     assert sum(1 for r in range(1, 101) if quintile(r, 100) == 5) == 20
 
 
-def test_score_against_edges_counts_the_edges_reached():
+def test_score_against_edges_counts_the_edges_passed():
     assert score(7, [2, 4, None, None]) == 3
-    assert score(4, [2, 4, 6, 8]) == 3  # an edge is reached at equality
+    assert score(4, [2, 4, 6, 8]) == 2  # equal to an edge is not above it
     assert score(1, []) == 1
+
+
+def test_edges_are_the_kth_values_that_separate_the_quintiles(tenant):
+    for v in (10, 20, 30, 40, 50, 60, 70, 80, 90, 100):
+        buyer(tenant, str(v))
+    rfm_recompute(tenant)
+    # n = 10: a value needs more than 2, 4, 6, 8 values below it for scores 2-5.
+    assert Edges.load(segment_settings(tenant).boundaries).monetary == [
+        Decimal("20.00"),
+        Decimal("40.00"),
+        Decimal("60.00"),
+        Decimal("80.00"),
+    ]
 
 
 def test_edges_survive_a_round_trip_through_json():
@@ -146,7 +159,7 @@ def test_sql_and_python_engines_agree_on_a_fixed_history(tenant):
     py = rfm_recompute(tenant, engine="python")
     assert snapshot(tenant) == by_sql
     assert segment_settings(tenant).boundaries == edges_sql
-    assert (py.buyers, py.tiers) == (sql.buyers, sql.tiers)
+    assert (py.buyers, py.changed, py.transitions) == (sql.buyers, sql.changed, sql.transitions)
 
 
 history = st.lists(

@@ -92,7 +92,8 @@ def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         customer_merge(survivor=survivor, merged=merged, reason="same email")
     assert CustomerRFM.objects.for_tenant(tenant).filter(customer=merged).count() == 0
-    assert tier_of(tenant, survivor.pk) == Tier.MID_VALUE_REPEAT
+    # Two orders now, and more spend than any other buyer had at the last ranking.
+    assert tier_of(tenant, survivor.pk) == Tier.HIGH_VALUE_REPEAT
     assert SegmentTransition.objects.for_tenant(tenant).filter(customer=merged).count() == 0
     # The merged customer's entry into one-time now reads on the survivor.
     assert SegmentTransition.objects.for_tenant(tenant).filter(customer=survivor).count() == 4
