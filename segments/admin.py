@@ -90,6 +90,15 @@ class ConditionBuilderWidget(forms.Textarea):
         )
         return context
 
+    def __deepcopy__(self, memo):
+        # Forms deep-copy their fields' widgets, but Django's widget copy is
+        # shallow: each form must get its own catalogue and errors, or one
+        # marketer's errors would show on the next form anyone opens.
+        copy = super().__deepcopy__(memo)
+        copy.catalogue = []
+        copy.condition_errors = {}
+        return copy
+
 
 def _hint(entry: dict) -> dict:
     choices = ", ".join(
@@ -277,9 +286,11 @@ class SegmentAdmin(TenantAdmin):
             else set()
         )
         ids = [s.pk for s in segments]
-        # The ids come from the tenant-scoped changelist or change view.
-        members = SegmentMembership.objects.unscoped().filter(segment_id__in=ids).count()
-        moves = SegmentTransition.objects.unscoped().filter(segment_id__in=ids).count()
+        members = moves = 0
+        for tenant_id in {s.tenant_id for s in segments}:  # one, from a scoped changelist
+            scoped = {"segment_id__in": ids}
+            members += SegmentMembership.objects.for_tenant(tenant_id).filter(**scoped).count()
+            moves += SegmentTransition.objects.for_tenant(tenant_id).filter(**scoped).count()
         counts = {
             str(Segment._meta.verbose_name_plural): len(segments),
             "memberships": members,
@@ -322,6 +333,14 @@ class SegmentAdmin(TenantAdmin):
             return json_error(403, "forbidden", "You may not look at this segment.")
         if tenant_id is None:
             return json_error(404, "not_found", "Not found.")
+        if not self.has_change_permission(request) and object_id is not None:
+            # Read-only roles see the stored rule's members, not rules of their own.
+            segment = self.get_object(request, unquote(object_id))
+            request.GET = request.GET.copy()
+            request.GET["match"], request.GET["conditions"] = (
+                segment.match,
+                json.dumps(segment.conditions),
+            )
         try:
             conditions = json.loads(request.GET.get("conditions") or "[]")
             preview = segment_preview(
@@ -487,13 +506,25 @@ class SegmentFilter(admin.SimpleListFilter):
         return queryset.filter(segment_id=int(value)) if value.isdigit() else queryset
 
 
+class CauseFilter(admin.SimpleListFilter):
+    title = "cause"
+    parameter_name = "cause"
+
+    def lookups(self, request, model_admin):
+        return [(c, c) for c in ("order", "recompute", "refresh", "merge", "consent", "touchpoint")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(cause=self.value()) if self.value() else queryset
+
+
 @admin.register(SegmentTransition)
 class SegmentTransitionAdmin(TenantAdmin):
     """Every entry into and exit from a segment, newest first; read-only."""
 
     list_display = ["at", "segment", "customer_link", "kind", "cause"]
-    list_filter = [SegmentFilter, "kind", "at", "cause"]
-    date_hierarchy = "at"
+    # No date drill-down or distinct-value filters: each would scan the
+    # tenant's whole history on every page.
+    list_filter = [SegmentFilter, "kind", "at", CauseFilter]
     search_fields = ["customer__email"]
     list_select_related = ["segment", "customer"]
     show_full_result_count = False

@@ -56,16 +56,36 @@ def on_customer_merged(survivor, merged) -> dict[str, int]:
     """Inside the merge transaction: the survivor keeps the merged customer's
     segment history; the merged customer's derived rows go, and the survivor is
     refreshed once the merge commits."""
-    from segments.models import CustomerFamily, CustomerRFM, SegmentMembership, SegmentTransition
+    from django.db.models import F
+
+    from segments.models import (
+        CustomerFamily,
+        CustomerRFM,
+        Segment,
+        SegmentMembership,
+        SegmentTransition,
+    )
+    from segments.services.locks import lock_customer, lock_tenant
     from segments.tasks import refresh_customer
 
     tenant_id = survivor.tenant_id
+    # No refresh of either customer may write while their rows move.
+    lock_tenant(tenant_id, shared=True)
+    for customer_id in sorted((survivor.pk, merged.pk)):
+        lock_customer(customer_id)
     moved = {
         "segment_transitions": SegmentTransition.objects.for_tenant(tenant_id)
         .filter(customer=merged)
         .update(customer=survivor)
     }
-    for model in (CustomerRFM, CustomerFamily, SegmentMembership):
+    memberships = SegmentMembership.objects.for_tenant(tenant_id).filter(customer=merged)
+    left = list(memberships.values_list("segment_id", flat=True))
+    memberships.delete()
+    # The survivor's refresh re-enters what applies; the counts drop now.
+    Segment.objects.for_tenant(tenant_id).filter(pk__in=left).update(
+        member_count=F("member_count") - 1
+    )
+    for model in (CustomerRFM, CustomerFamily):
         model.objects.for_tenant(tenant_id).filter(customer=merged).delete()
     transaction.on_commit(lambda: _enqueue(refresh_customer, tenant_id, survivor.pk, "merge"))
     return moved

@@ -86,6 +86,9 @@ class SegmentSettings(TenantOwnedModel):
     boundaries = models.JSONField(default=dict, blank=True, editable=False)
     last_full_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_full_seconds = models.FloatField(null=True, blank=True, editable=False)
+    last_nightly_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When tonight's run was claimed"
+    )
     updated_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
@@ -124,7 +127,8 @@ class CustomerRFM(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "customer"], name="rfm_tenant_customer_uniq")
         ]
         indexes = [
-            models.Index(fields=["tenant", "tier"], name="rfm_tenant_tier"),
+            # Tier counts, and tier member pages in customer order.
+            models.Index(fields=["tenant", "tier", "customer"], name="rfm_tenant_tier_cust"),
             models.Index(fields=["tenant", "last_order_at"], name="rfm_tenant_last_order"),
         ]
 

@@ -8,8 +8,8 @@
 - ``segments.recompute_tenant``: the full recompute (after bulk loads, on demand).
 - ``segments.schedule_nightly`` (beat, every 15 minutes): queue the nightly run
   of every tenant whose local night hour has come and that has not run since.
-- ``segments.nightly``: full recompute, rule segments and the rising-interest
-  check for one tenant.
+- ``segments.nightly``: full recompute, category flags, rule segments and the
+  rising-interest check for one tenant, claimed once per tenant night.
 - ``segments.refresh_segment``: one rule segment's memberships (after an edit).
 """
 
@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import shared_task
+from django.db import OperationalError
+from django.db.models import Q
 
 from commerce.models import Customer
 from retention import clock
@@ -28,8 +30,17 @@ from segments.models import Segment, SegmentSettings
 
 logger = logging.getLogger(__name__)
 
+# A deadlock or a dropped connection is retried a few times, within the broker's
+# countdown limit; every task here is idempotent.
+RETRY = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
 
-@shared_task(name="segments.refresh_customer")
+
+@shared_task(name="segments.refresh_customer", **RETRY)
 def refresh_customer(tenant_id: int, customer_id: int, cause: str = "order") -> dict:
     from segments.services.rfm import customer_refresh
 
@@ -46,7 +57,7 @@ def refresh_customer(tenant_id: int, customer_id: int, cause: str = "order") -> 
     }
 
 
-@shared_task(name="segments.refresh_rule_members")
+@shared_task(name="segments.refresh_rule_members", **RETRY)
 def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) -> dict:
     """Re-test rule segments for customers whose consent or events changed."""
     from segments.services.memberships import segments_refresh_customer
@@ -57,7 +68,7 @@ def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) ->
     return {"customers": len(customer_ids), "transitions": moved}
 
 
-@shared_task(name="segments.recompute_tenant")
+@shared_task(name="segments.recompute_tenant", **RETRY)
 def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
     from segments.services.memberships import segments_refresh_all
     from segments.services.rfm import families_rebuild, rfm_recompute
@@ -83,18 +94,16 @@ def night_start(tenant: Tenant, settings: SegmentSettings, now: datetime) -> dat
 @shared_task(name="segments.schedule_nightly")
 def schedule_nightly() -> list[int]:
     """Queue tonight's run for every tenant that is due. Safe to run often and
-    from two beats: a tenant whose run has happened since its night started is
-    skipped, and the run itself checks again."""
+    from two beats: a tenant is queued once its night has started and its run
+    has not been claimed since; the run claims itself before it starts."""
     now = clock.now()
     queued = []
-    for tenant in Tenant.objects.all():
-        settings = SegmentSettings.objects.for_tenant(tenant).first()
-        if settings is None:
-            continue
-        due = night_start(tenant, settings, now)
-        if settings.last_full_at is None or settings.last_full_at < due:
-            nightly.delay(tenant.pk, due.isoformat())
-            queued.append(tenant.pk)
+    # Platform-wide on purpose: the beat looks at every tenant's settings row.
+    for settings in SegmentSettings.objects.unscoped().select_related("tenant"):
+        due = night_start(settings.tenant, settings, now)
+        if settings.last_nightly_at is None or settings.last_nightly_at < due:
+            nightly.delay(settings.tenant_id, due.isoformat())
+            queued.append(settings.tenant_id)
     return queued
 
 
@@ -102,19 +111,21 @@ def schedule_nightly() -> list[int]:
 def nightly(tenant_id: int, due: str) -> dict:
     from segments.services.alerts import rising_interest_check
 
-    settings = SegmentSettings.objects.for_tenant(tenant_id).first()
-    if settings is None:
-        return {"missing": tenant_id}
-    if settings.last_full_at and settings.last_full_at >= datetime.fromisoformat(due):
+    due_at = datetime.fromisoformat(due)
+    claimed = (
+        SegmentSettings.objects.for_tenant(tenant_id)
+        .filter(Q(last_nightly_at__isnull=True) | Q(last_nightly_at__lt=due_at))
+        .update(last_nightly_at=clock.now())
+    )
+    if not claimed:  # another run has it (two beats, a repeated message)
         return {"skipped": "already ran tonight"}
-    # Category flags only change with orders, and every order path refreshes its
-    # buyer's (bulk loads rebuild them all): the nightly run leaves them be.
-    done = recompute_tenant(tenant_id, families=False)
+    # Also rebuilds the category flags, repairing any buyer whose refresh was lost.
+    done = recompute_tenant(tenant_id, families=True)
     done["alerts"] = len(rising_interest_check(tenant_id))
     return done
 
 
-@shared_task(name="segments.refresh_segment")
+@shared_task(name="segments.refresh_segment", **RETRY)
 def refresh_segment(tenant_id: int, segment_id: int) -> dict:
     """Bring one rule segment's memberships up to date (set-based)."""
     from segments.services.memberships import segment_refresh

@@ -420,6 +420,8 @@ def return_create(*, tenant: Tenant, data: dict, source: str) -> Return:
                 Order.objects.for_tenant(tenant).filter(pk=order.pk).update(
                     status=OrderStatus.REFUNDED, updated_at=clock.now()
                 )
+                order.status = OrderStatus.REFUNDED
+                transaction.on_commit(lambda: _run_hooks(ORDER_INGESTED_HOOKS, order, False))
             touchpoint_record(
                 tenant=tenant,
                 customer=order.customer,
@@ -438,9 +440,9 @@ def return_create(*, tenant: Tenant, data: dict, source: str) -> Return:
 
 
 def orders_bulk_loaded(tenant: Tenant) -> None:
-    """Tell listeners (segments) that many orders arrived at once; call it after
-    the load has committed."""
-    _run_hooks(ORDERS_BULK_LOADED_HOOKS, tenant)
+    """Tell listeners (segments) that many orders arrived at once, once the
+    load has committed (at once outside a transaction)."""
+    transaction.on_commit(lambda: _run_hooks(ORDERS_BULK_LOADED_HOOKS, tenant))
 
 
 def _run_hooks(hooks, *args) -> None:

@@ -34,10 +34,14 @@ def touchpoint_record(
     }
     if external_id is None:
         Touchpoint.objects.create(tenant=tenant, source=source, **fields)
-        return True
-    _, created = Touchpoint.objects.get_or_create(
-        tenant=tenant, source=source, external_id=external_id, defaults=fields
-    )
+        created = True
+    else:
+        _, created = Touchpoint.objects.get_or_create(
+            tenant=tenant, source=source, external_id=external_id, defaults=fields
+        )
+    # An order's own touchpoint needs no word: the order hooks refresh its buyer.
+    if created and kind != "order.placed":
+        customer_facts_changed(tenant.pk, [customer.pk], "touchpoint")
     return created
 
 

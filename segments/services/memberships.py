@@ -287,16 +287,18 @@ def segments_refresh_customer(
     PostgreSQL grants at once to the session already holding them)."""
     tenant_id = getattr(tenant, "pk", tenant)
     now = clock.now()
-    segments = list(
-        Segment.objects.for_tenant(tenant_id)
-        .filter(kind=SegmentKind.RULE, status=SegmentStatus.ACTIVE)
-        .only("pk", "tenant_id", "match", "conditions")
-    )
-    if not segments:
-        return []
     with transaction.atomic():
         lock_tenant(tenant_id, shared=True)
         lock_customer(customer_id)
+        # Read under the lock: a segment edited or deleted meanwhile is not
+        # acted on with its old rule.
+        segments = list(
+            Segment.objects.for_tenant(tenant_id)
+            .filter(kind=SegmentKind.RULE, status=SegmentStatus.ACTIVE)
+            .only("pk", "tenant_id", "match", "conditions")
+        )
+        if not segments:
+            return []
         by_id = {seg.pk: seg for seg in segments}
         current = set(
             SegmentMembership.objects.for_tenant(tenant_id)
@@ -358,6 +360,9 @@ class Preview:
         return asdict(self)
 
 
+PREVIEW_TIMEOUT_MS = 10_000
+
+
 def segment_preview(
     tenant: Tenant | int, *, match: str, conditions: Any, sample: int = 10
 ) -> Preview:
@@ -368,9 +373,15 @@ def segment_preview(
     normalised = rules.validate_conditions(tenant_id, conditions)
     members = rules.members_queryset(tenant_id, match, normalised)
     size = max(0, min(sample, PREVIEW_SAMPLE_MAX))
-    rows = members.order_by("-pk").values("pk", "email", "first_name", "last_name")[:size]
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # An ad-hoc rule runs on the web request: bound it.
+            with connection.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = '{PREVIEW_TIMEOUT_MS}ms'")
+        rows = list(members.order_by("-pk").values("pk", "email", "first_name", "last_name")[:size])
+        count = members.count()
     return Preview(
-        count=members.count(),
+        count=count,
         sample=[
             PreviewMember(
                 id=row["pk"],
@@ -486,7 +497,7 @@ def segment_save(
     creating = segment is None or not segment.pk
     seg = segment if segment is not None else Segment(tenant_id=tenant_id, kind=SegmentKind.RULE)
     seg.tenant_id, seg.kind = tenant_id, SegmentKind.RULE
-    before = {} if creating else model_to_dict(Segment._base_manager.get(pk=seg.pk))
+    before = {} if creating else model_to_dict(Segment.objects.for_tenant(tenant_id).get(pk=seg.pk))
     for key, value in clean.items():
         setattr(seg, key, value)
     try:
@@ -528,8 +539,15 @@ def segment_delete(*, segment: Segment, actor: Any = None) -> None:
     cannot be deleted (Conflict); archiving keeps the history instead."""
     if segment.kind == SegmentKind.TIER:
         raise Conflict(TIER_READ_ONLY)
-    _audit(segment.tenant_id, "delete", segment, {}, actor)
-    segment.delete()
+    tenant_id = segment.tenant_id
+    with transaction.atomic():
+        lock_tenant(tenant_id, shared=False)  # no refresh writes into it meanwhile
+        _audit(tenant_id, "delete", segment, {}, actor)
+        # Scoped deletes use the (tenant, segment, …) indexes; the cascade
+        # below then finds nothing left to scan for.
+        SegmentMembership.objects.for_tenant(tenant_id).filter(segment=segment).delete()
+        SegmentTransition.objects.for_tenant(tenant_id).filter(segment=segment).delete()
+        segment.delete()
 
 
 __all__ = [

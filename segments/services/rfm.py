@@ -259,10 +259,16 @@ def kth_positions(n: int) -> list[int]:
 
 
 def rfm_recompute(
-    tenant: Tenant | int, *, as_of: datetime | None = None, engine: str | None = None
-) -> RecomputeResult:
+    tenant: Tenant | int,
+    *,
+    as_of: datetime | None = None,
+    engine: str | None = None,
+    only_if_never: bool = False,
+) -> RecomputeResult | None:
     """Re-rank every buyer of the tenant: scores, tiers, quintile edges, and a
-    transition for every tier change. Rows are only written when they changed."""
+    transition for every tier change. Rows are only written when they changed.
+    ``only_if_never``: do nothing (return None) if a recompute has run, checked
+    under the lock, so a new tenant's first orders rank it once, not once each."""
     tenant_id = getattr(tenant, "pk", tenant)
     as_of = as_of or clock.now()
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
@@ -272,6 +278,8 @@ def rfm_recompute(
         lock_tenant(tenant_id, shared=False)
         settings = SegmentSettings.objects.for_tenant(tenant_id).select_for_update().first()
         settings = settings or segment_settings(tenant_id)
+        if only_if_never and settings.last_full_at is not None:
+            return None
         run = _recompute_sql if engine == "sql" else _recompute_python
         result = run(tenant_id, settings, as_of)
         result.seconds = time.perf_counter() - started
@@ -573,6 +581,8 @@ def families_rebuild(tenant: Tenant | int, *, customer_id: int | None = None) ->
     params = {"tenant": tenant_id, "customer": customer_id}
     one = "AND o.customer_id = %(customer)s" if customer_id is not None else ""
     with transaction.atomic(), connection.cursor() as cur:
+        if customer_id is None:  # per-customer rebuilds hold the tenant shared
+            lock_tenant(tenant_id, shared=False)
         rows = CustomerFamily.objects.for_tenant(tenant_id)
         if customer_id is not None:
             rows = rows.filter(customer_id=customer_id)
@@ -606,7 +616,7 @@ def customer_refresh(
     as_of = as_of or clock.now()
     if segment_settings(tenant_id).last_full_at is None:
         # No edges to score against yet (a new tenant): rank everyone once.
-        rfm_recompute(tenant_id, as_of=as_of)
+        rfm_recompute(tenant_id, as_of=as_of, only_if_never=True)
     with transaction.atomic():
         lock_tenant(tenant_id, shared=True)
         lock_customer(customer_id)

@@ -179,6 +179,15 @@ def test_bad_conditions_are_shown_on_the_form_and_nothing_is_saved(marketer_clie
     assert not Segment.objects.for_tenant(tenant).filter(kind="rule").exists()
 
 
+def test_one_forms_condition_errors_never_show_on_the_next(marketer_client, other_tenant):
+    bad = [{"field": "family_bought", "op": "eq", "value": "secret-family"}]
+    marketer_client.post(url("segment_add"), form_data(conditions=json.dumps(bad)))
+    # Someone else (here: another store's marketer) opens a fresh form.
+    page = login_as(other_tenant, "marketer").get(url("segment_add"))
+    assert page.context["adminform"].form.fields["conditions"].widget.condition_errors == {}
+    assert "secret-family" not in page.content.decode()
+
+
 def test_invalid_json_is_a_form_error(marketer_client, tenant):
     resp = marketer_client.post(url("segment_add"), form_data(conditions="[{"))
     assert resp.status_code == 200

@@ -21,12 +21,15 @@ def eager():
     celery_app.conf.task_always_eager = before
 
 
-def test_demo_segments_creates_the_examples_once_and_fills_them(tenant, capsys, eager):
+def test_demo_segments_creates_the_examples_once_and_fills_them(
+    tenant, capsys, eager, django_capture_on_commit_callbacks
+):
     coffee = ProductFamily.objects.create(tenant=tenant, name="Coffee", slug="coffee")
     lapsing = CustomerFactory(tenant=tenant)
     for days in (90, 120):
         make_order(lapsing, clock.now() - timedelta(days=days), families=(coffee,))
-    orders_bulk_loaded(tenant)  # as the demo seed does: RFM and category flags
+    with django_capture_on_commit_callbacks(execute=True):
+        orders_bulk_loaded(tenant)  # as the demo seed does: RFM and category flags
 
     call_command("demo_segments", "--tenant", tenant.slug)
     call_command("demo_segments", "--tenant", tenant.slug)

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,9 @@ from segments.services.setup import segment_settings, tier_segments
 from tests.factories import CustomerFactory, ProductFamilyFactory, make_order
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the SQL engine is PostgreSQL's"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -150,6 +154,7 @@ def test_cancelled_and_refunded_orders_do_not_count(tenant):
     assert rfm(only_cancelled) is None
 
 
+@needs_postgres
 def test_sql_and_python_engines_agree_on_a_fixed_history(tenant):
     for i in range(25):
         buyer(tenant, *[str(10 + (i * 7) % 90)] * (1 + i % 4), days_ago=(i * 37) % 500)
@@ -275,6 +280,7 @@ def test_a_customer_whose_only_order_is_cancelled_leaves_the_tier(tenant):
     assert transitions(customer)[-1] == (Tier.ONE_TIME, "left", "recompute")
 
 
+@needs_postgres
 def test_a_full_recompute_records_tier_moves_in_both_engines(tenant):
     for engine in ("sql", "python"):
         SegmentTransition.objects.for_tenant(tenant).delete()

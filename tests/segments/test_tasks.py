@@ -12,7 +12,12 @@ import pytest
 
 from commerce.models import Customer
 from commerce.services.customers import consent_set, customer_merge
-from commerce.services.orders import order_cancel, order_upsert, orders_bulk_loaded
+from commerce.services.orders import (
+    order_cancel,
+    order_upsert,
+    orders_bulk_loaded,
+    return_create,
+)
 from commerce.services.touchpoints import touchpoints_ingest
 from retention import clock
 from retention.celery import app as celery_app
@@ -83,6 +88,20 @@ def test_an_ingested_order_moves_its_buyer(tenant, eager, django_capture_on_comm
     assert tier_of(tenant, customer_id) == Tier.ONE_TIME
 
 
+def test_a_full_refund_moves_its_buyer(tenant, eager, django_capture_on_commit_callbacks):
+    clock.set_now(NOW)
+    with django_capture_on_commit_callbacks(execute=True):
+        order, _ = order_upsert(tenant=tenant, data=order_data("r-1", "c-r"), source="api")
+    assert tier_of(tenant, order.customer_id) == Tier.ONE_TIME
+    with django_capture_on_commit_callbacks(execute=True):
+        return_create(
+            tenant=tenant,
+            data={"id": "ret-1", "order_id": "r-1", "refund_amount": Decimal("30.00")},
+            source="api",
+        )
+    assert tier_of(tenant, order.customer_id) is None  # a refunded order does not count
+
+
 def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_commit_callbacks):
     clock.set_now(NOW)
     survivor, merged = CustomerFactory(tenant=tenant), CustomerFactory(tenant=tenant)
@@ -99,29 +118,42 @@ def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_
     assert SegmentTransition.objects.for_tenant(tenant).filter(customer=survivor).count() == 4
 
 
-def test_a_bulk_load_recomputes_the_tenant_once(tenant, eager):
+def test_a_bulk_load_recomputes_the_tenant_once_it_commits(
+    tenant, eager, django_capture_on_commit_callbacks
+):
     clock.set_now(NOW)
     customers = [CustomerFactory(tenant=tenant) for _ in range(3)]
     for c in customers:
         make_order(c, NOW - timedelta(days=1))
-    orders_bulk_loaded(tenant)
+    with django_capture_on_commit_callbacks() as callbacks:
+        orders_bulk_loaded(tenant)
+    assert CustomerRFM.objects.for_tenant(tenant).count() == 0  # not before the commit
+    for callback in callbacks:
+        callback()
     assert CustomerRFM.objects.for_tenant(tenant).count() == 3
     assert segment_settings(tenant).last_full_at == NOW
 
 
 def test_the_nightly_run_is_queued_once_the_tenants_night_hour_comes(tenant, other_tenant, eager):
-    # Alpha is in Europe/Berlin (UTC+2 in June); its night hour is 03:00 local.
+    # Both stores are in Europe/Berlin (UTC+2 in June); the night hour is 03:00 local.
     bravo = segment_settings(other_tenant)
-    bravo.last_full_at = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)  # already ran tonight
+    bravo.last_nightly_at = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)  # claimed since 03:00 yesterday
     bravo.save()
     clock.set_now(datetime(2026, 6, 2, 0, 59, tzinfo=UTC))  # 02:59 in Berlin
-    assert tenant.pk in schedule_nightly()  # never ran: due since last night
+    assert schedule_nightly() == [tenant.pk]  # never ran: due since last night
     assert segment_settings(tenant).last_full_at == datetime(2026, 6, 2, 0, 59, tzinfo=UTC)
-    assert schedule_nightly() == []  # ran since last night's 03:00
+    assert schedule_nightly() == []
 
     clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))  # 03:05 in Berlin: tonight
     assert sorted(schedule_nightly()) == sorted([tenant.pk, other_tenant.pk])
     assert schedule_nightly() == []
+
+
+def test_a_recompute_during_the_night_does_not_cancel_the_nightly_run(tenant, eager):
+    clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))  # 03:05 in Berlin
+    rfm_recompute(tenant)  # say a CSV import finished at 03:04
+    assert schedule_nightly() == [tenant.pk]
+    assert segment_settings(tenant).last_nightly_at == clock.now()
 
 
 def test_a_repeated_nightly_task_does_nothing_the_second_time(tenant, eager):
