@@ -71,11 +71,12 @@ def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) ->
 @shared_task(name="segments.recompute_tenant", **RETRY)
 def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
     from segments.services.memberships import segments_refresh_all
-    from segments.services.rfm import families_rebuild, rfm_recompute
+    from segments.services.rfm import families_rebuild, rfm_recompute, tier_counts_store
 
     if not Tenant.objects.filter(pk=tenant_id).exists():
         return {"missing": tenant_id}
     result = rfm_recompute(tenant_id)
+    tier_counts_store(tenant_id)
     if families:
         families_rebuild(tenant_id)
     segments_refresh_all(tenant_id, cause="recompute")

@@ -46,6 +46,7 @@ from retention.models import Tenant
 from segments.models import (
     CustomerFamily,
     CustomerRFM,
+    Segment,
     SegmentSettings,
     SegmentTransition,
     Tier,
@@ -373,6 +374,19 @@ def tier_counts(tenant: Tenant | int) -> dict[str, int]:
     return counts
 
 
+def tier_counts_store(tenant: Tenant | int) -> dict[str, int]:
+    """Count buyers per tier and keep the counts on the tier segments (what
+    lists show; per-order moves do not touch these shared rows)."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    counts = tier_counts(tenant_id)
+    now = clock.now()
+    for tier, segment in tier_segments(tenant_id).items():
+        Segment.objects.for_tenant(tenant_id).filter(pk=segment.pk).update(
+            member_count=counts[tier], counted_at=now
+        )
+    return counts
+
+
 def _score_sql(letter: str, column: str) -> str:
     terms = " + ".join(
         _TERM.format(column=column, edge=f"{letter}{level}") for level in range(2, 6)
@@ -672,5 +686,6 @@ __all__ = [
     "rfm_recompute",
     "score",
     "tier_counts",
+    "tier_counts_store",
     "tier_for",
 ]

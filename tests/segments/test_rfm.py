@@ -349,6 +349,9 @@ def test_recompute_segments_command_prints_tiers_and_time(tenant, capsys):
     call_command("recompute_segments", "--tenant", tenant.slug)
     out = capsys.readouterr().out
     assert "2 buyers in" in out
+    tiers = tier_segments(tenant)
+    assert tiers[Tier.ONE_TIME].member_count == 1
+    assert tiers[Tier.HIGH_VALUE_REPEAT].member_count == 1  # spends the most
     assert "One-time" in out and "Mid-value repeat" in out
     assert "Category flags" in out and "Rule segments" in out
 

@@ -69,7 +69,8 @@ class Command(BaseCommand):
         for example in EXAMPLES:
             segment = Segment.objects.for_tenant(tenant).filter(slug=example["slug"]).first()
             if segment is None:
-                segment = segment_save(tenant=tenant, data=example)
-            segment_refresh(segment, cause="refresh")
+                segment = segment_save(tenant=tenant, data=example)  # fills it after commit
+            else:
+                segment_refresh(segment, cause="refresh")
             segment.refresh_from_db()
             self.stdout.write(f"  {segment.name:<40} {segment.member_count:>7,} members")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from retention.models import Tenant
 from segments.models import Tier
 from segments.services.memberships import segments_refresh_all
-from segments.services.rfm import families_rebuild, rfm_recompute, tier_counts
+from segments.services.rfm import families_rebuild, rfm_recompute, tier_counts_store
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             f"{result.seconds:.2f} s ({result.changed:,} rows changed, "
             f"{result.removed:,} removed, {result.transitions:,} tier transitions)"
         )
-        counts = tier_counts(tenant)
+        counts = tier_counts_store(tenant)
         for tier in Tier:
             self.stdout.write(f"  {tier.label:<20} {counts[tier.value]:>12,}")
         if not opts["skip_families"]:
