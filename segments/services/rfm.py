@@ -180,8 +180,9 @@ FROM segments_rfm_agg
 """
 
 
-_SCORE = "(1 + {terms})"
-_TERM = "coalesce(({column} > %({edge})s)::int, 0)"
+# Highest edge passed first; an unreachable (NULL) edge never matches.
+_SCORE = "(CASE {terms} ELSE 1 END)"
+_TERM = "WHEN {column} > %({edge})s THEN {level}"
 
 _DIFF_SQL = """
 CREATE TEMPORARY TABLE segments_rfm_diff ON COMMIT DROP AS
@@ -388,8 +389,9 @@ def tier_counts_store(tenant: Tenant | int) -> dict[str, int]:
 
 
 def _score_sql(letter: str, column: str) -> str:
-    terms = " + ".join(
-        _TERM.format(column=column, edge=f"{letter}{level}") for level in range(2, 6)
+    terms = " ".join(
+        _TERM.format(column=column, edge=f"{letter}{level}", level=level)
+        for level in range(5, 1, -1)
     )
     return _SCORE.format(terms=terms)
 
