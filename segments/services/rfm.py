@@ -558,6 +558,7 @@ WHERE o.tenant_id = %(tenant)s AND o.status NOT IN ('cancelled', 'refunded')
 GROUP BY o.tenant_id, o.customer_id, l.family_id
 """
 
+# Other databases (the embedded SQLite): correlated, every row of the scope.
 _FLAGS_SQL = """
 UPDATE segments_customerrfm SET
     top_families = coalesce((
@@ -577,14 +578,56 @@ WHERE tenant_id = %(tenant)s {customer_filter}
 """
 
 
-def _flags_sql(customer_filter: str) -> str:
-    if connection.vendor == "postgresql":
-        json_agg, empty = "jsonb_agg(family_id ORDER BY spend DESC, family_id)", "'[]'::jsonb"
-    else:
-        json_agg, empty = "json_group_array(family_id)", "'[]'"
-    return _FLAGS_SQL.format(
-        json_agg=json_agg, empty=empty, top=TOP_FAMILIES, customer_filter=customer_filter
+# PostgreSQL: set-based, and only rows whose flags changed are written (the
+# nightly rebuild would otherwise rewrite every buyer's row).
+_FLAGS_PG = (
+    """
+    WITH ranked AS (
+        SELECT customer_id, family_id, spend, expensive_spend,
+               row_number() OVER (PARTITION BY customer_id ORDER BY spend DESC, family_id) AS rn
+        FROM segments_customerfamily
+        WHERE tenant_id = %(tenant)s {customer_filter}
+    ),
+    flags AS (
+        SELECT customer_id,
+               jsonb_agg(family_id ORDER BY spend DESC, family_id)
+                   FILTER (WHERE rn <= {top}) AS top,
+               CASE WHEN sum(expensive_spend) * 2 > sum(spend) THEN 'expensive'
+                    ELSE 'standard' END AS tier
+        FROM ranked GROUP BY customer_id
     )
+    UPDATE segments_customerrfm r SET top_families = f.top, price_tier = f.tier
+    FROM flags f
+    WHERE r.tenant_id = %(tenant)s AND r.customer_id = f.customer_id
+      AND (r.top_families, r.price_tier) IS DISTINCT FROM (f.top, f.tier)
+    """,
+    """
+    UPDATE segments_customerrfm r SET top_families = '[]'::jsonb, price_tier = ''
+    WHERE r.tenant_id = %(tenant)s {customer_filter}
+      AND (r.top_families <> '[]'::jsonb OR r.price_tier <> '')
+      AND NOT EXISTS (SELECT 1 FROM segments_customerfamily f
+                      WHERE f.tenant_id = r.tenant_id AND f.customer_id = r.customer_id)
+    """,
+)
+
+
+def _flags_statements(one_customer: bool) -> list[str]:
+    customer_filter = "AND customer_id = %(customer)s" if one_customer else ""
+    if connection.vendor == "postgresql":
+        return [
+            _FLAGS_PG[0].format(customer_filter=customer_filter, top=TOP_FAMILIES),
+            _FLAGS_PG[1].format(
+                customer_filter="AND r.customer_id = %(customer)s" if one_customer else ""
+            ),
+        ]
+    return [
+        _FLAGS_SQL.format(
+            json_agg="json_group_array(family_id)",
+            empty="'[]'",
+            top=TOP_FAMILIES,
+            customer_filter=customer_filter,
+        )
+    ]
 
 
 def families_rebuild(tenant: Tenant | int, *, customer_id: int | None = None) -> int:
@@ -607,8 +650,8 @@ def families_rebuild(tenant: Tenant | int, *, customer_id: int | None = None) ->
         rows.delete()
         cur.execute(_FAMILIES_SQL.format(customer_filter=one), params)
         written = cur.rowcount
-        flag_filter = "AND customer_id = %(customer)s" if customer_id is not None else ""
-        cur.execute(_flags_sql(flag_filter), params)
+        for statement in _flags_statements(customer_id is not None):
+            cur.execute(statement, params)
     return written
 
 

@@ -361,3 +361,17 @@ def test_recompute_segments_command_rejects_an_unknown_tenant(db):
 
     with pytest.raises(CommandError, match="No tenant"):
         call_command("recompute_segments", "--tenant", "nope")
+
+
+def test_category_flags_clear_when_the_only_family_order_is_cancelled(tenant):
+    coffee = ProductFamilyFactory(tenant=tenant)
+    customer = CustomerFactory(tenant=tenant)
+    with_coffee = make_order(customer, NOW - timedelta(days=5), "90.00", families=(coffee,))
+    make_order(customer, NOW - timedelta(days=4), "10.00")  # no family lines
+    assert customer_refresh(tenant, customer.pk).rfm.top_families == [coffee.pk]
+    with_coffee.status = OrderStatus.CANCELLED
+    with_coffee.save()
+    row = customer_refresh(tenant, customer.pk).rfm
+    assert (row.top_families, row.price_tier) == ([], "")
+    families_rebuild(tenant)  # the tenant-wide rebuild agrees, and writes nothing new
+    assert rfm(customer).top_families == []
