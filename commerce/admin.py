@@ -29,7 +29,13 @@ from commerce.models import (
     Touchpoint,
 )
 from commerce.services.inbox import inbox_retry
-from retention.admin_base import TenantAdmin, TenantInline, member_can, readonly_everything
+from retention.admin_base import (
+    TenantAdmin,
+    TenantInline,
+    member_can,
+    readonly_everything,
+    tenant_related_filter,
+)
 from retention.models import Capability
 
 TIMELINE_LENGTH = 50
@@ -201,20 +207,7 @@ class ProductFamilyAdmin(TenantAdmin):
     filter_horizontal = ["related"]
 
 
-class FamilyFilter(admin.SimpleListFilter):
-    """Families of the current tenant only (Django's related filter reads unscoped)."""
-
-    title = "family"
-    parameter_name = "family"
-
-    def lookups(self, request, model_admin):
-        if request.tenant is None:
-            return []
-        return list(ProductFamily.objects.for_tenant(request.tenant).values_list("pk", "name"))
-
-    def queryset(self, request, queryset):
-        value = self.value() or ""
-        return queryset.filter(family_id=int(value)) if value.isdigit() else queryset
+FamilyFilter = tenant_related_filter(ProductFamily, "family")
 
 
 @admin.register(Product)

@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
@@ -52,6 +51,7 @@ from retention.api import (
     WRITE_ERROR_RESPONSES,
     ErrorSerializer,
     TenantViewSetMixin,
+    enum_field,
 )
 from retention.errors import DomainError, InvalidInput
 from retention.models import AuditAction
@@ -135,22 +135,6 @@ def _write_source(request) -> str:
 # --- output serializers -------------------------------------------------------
 
 
-_ENUM_FIELDS: dict[str, type[serializers.ChoiceField]] = {}
-
-
-def _enum(choices, component_name: str) -> serializers.ChoiceField:
-    """A read-only choice field documented as a named enum component, so the
-    several ``status`` fields of the schema do not collide."""
-    if component_name not in _ENUM_FIELDS:
-
-        @extend_schema_field({"type": "string", "enum": list(choices.values)}, component_name)
-        class EnumField(serializers.ChoiceField):
-            pass
-
-        _ENUM_FIELDS[component_name] = EnumField
-    return _ENUM_FIELDS[component_name](choices=choices.choices, read_only=True)
-
-
 class CustomerIdentitySerializer(serializers.ModelSerializer):
     class Meta:
         model = CustomerIdentity
@@ -158,8 +142,8 @@ class CustomerIdentitySerializer(serializers.ModelSerializer):
 
 
 class ChannelConsentSerializer(serializers.ModelSerializer):
-    channel = _enum(Channel, "Channel")
-    status = _enum(ConsentStatus, "ConsentStatus")
+    channel = enum_field(Channel, "Channel")
+    status = enum_field(ConsentStatus, "ConsentStatus")
 
     class Meta:
         model = ChannelConsent
@@ -250,7 +234,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
 
 class DeliveryEventSerializer(serializers.ModelSerializer):
-    status = _enum(FulfillmentStatus, "FulfillmentStatus")
+    status = enum_field(FulfillmentStatus, "FulfillmentStatus")
 
     class Meta:
         model = DeliveryEvent
@@ -258,7 +242,7 @@ class DeliveryEventSerializer(serializers.ModelSerializer):
 
 
 class FulfillmentSerializer(serializers.ModelSerializer):
-    status = _enum(FulfillmentStatus, "FulfillmentStatus")
+    status = enum_field(FulfillmentStatus, "FulfillmentStatus")
     events = DeliveryEventSerializer(many=True, read_only=True)
 
     class Meta:
@@ -301,7 +285,7 @@ ORDER_FIELDS = [
 
 
 class OrderSummarySerializer(serializers.ModelSerializer):
-    status = _enum(OrderStatus, "OrderStatus")
+    status = enum_field(OrderStatus, "OrderStatus")
     customer = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:

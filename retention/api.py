@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, viewsets
 
 from retention.models import AuditEntry, Tenant
+
+_ENUM_FIELDS: dict[str, type[serializers.ChoiceField]] = {}
+
+
+def enum_field(choices, component_name: str) -> serializers.ChoiceField:
+    """A read-only choice field documented as a named enum component, so the
+    several ``status`` and ``kind`` fields of the schema do not collide."""
+    if component_name not in _ENUM_FIELDS:
+
+        @extend_schema_field({"type": "string", "enum": list(choices.values)}, component_name)
+        class EnumField(serializers.ChoiceField):
+            pass
+
+        _ENUM_FIELDS[component_name] = EnumField
+    return _ENUM_FIELDS[component_name](choices=choices.choices, read_only=True)
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from retention import clock
-from retention.admin_base import TenantAdmin
+from retention.admin_base import TenantAdmin, tenant_related_filter
 from retention.errors import Conflict, InvalidInput, json_error
 from segments import customer_admin, rules  # noqa: F401  (customer_admin adds customer panels)
 from segments.models import (
@@ -490,20 +490,7 @@ class SegmentSettingsAdmin(TenantAdmin):
 # --- history -------------------------------------------------------------------------------
 
 
-class SegmentFilter(admin.SimpleListFilter):
-    """The current tenant's segments only (Django's related filter reads unscoped)."""
-
-    title = "segment"
-    parameter_name = "segment"
-
-    def lookups(self, request, model_admin):
-        if request.tenant is None:
-            return []
-        return list(Segment.objects.for_tenant(request.tenant).values_list("pk", "name"))
-
-    def queryset(self, request, queryset):
-        value = self.value() or ""
-        return queryset.filter(segment_id=int(value)) if value.isdigit() else queryset
+SegmentFilter = tenant_related_filter(Segment, "segment")
 
 
 class CauseFilter(admin.SimpleListFilter):

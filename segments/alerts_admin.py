@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirec
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from retention.admin_base import TenantAdmin, member_can
+from retention.admin_base import TenantAdmin, member_can, tenant_related_filter
 from retention.models import Capability, Membership, Role
 from retention.services import audit_record
 from segments.models import AlertSubscription, RisingInterestAlert, Segment
@@ -57,20 +57,7 @@ class AcknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SegmentFilter(admin.SimpleListFilter):
-    """Segments of the current tenant only (Django's related filter reads unscoped)."""
-
-    title = "segment"
-    parameter_name = "segment"
-
-    def lookups(self, request, model_admin):
-        if request.tenant is None:
-            return []
-        return list(Segment.objects.for_tenant(request.tenant).values_list("pk", "name"))
-
-    def queryset(self, request, queryset):
-        value = self.value() or ""
-        return queryset.filter(segment_id=int(value)) if value.isdigit() else queryset
+SegmentFilter = tenant_related_filter(Segment, "segment")
 
 
 @admin.register(RisingInterestAlert)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import serializers, viewsets
@@ -19,7 +18,7 @@ from rest_framework.response import Response
 
 from commerce import selectors as commerce_selectors
 from commerce.models import Customer, ProductFamily
-from retention.api import ERROR_RESPONSES, ErrorSerializer, TenantViewSetMixin
+from retention.api import ERROR_RESPONSES, ErrorSerializer, TenantViewSetMixin, enum_field
 from retention.errors import NotFound
 from retention.pagination import Cursor
 from segments import selectors
@@ -68,22 +67,6 @@ def _pk(value: object, what: str) -> int:
 # --- output serializers -------------------------------------------------------
 
 
-_ENUM_FIELDS: dict[str, type[serializers.ChoiceField]] = {}
-
-
-def _enum(choices, component_name: str) -> serializers.ChoiceField:
-    """A read-only choice field documented as a named enum component, so the
-    several ``kind`` and ``status`` fields of the schema do not collide."""
-    if component_name not in _ENUM_FIELDS:
-
-        @extend_schema_field({"type": "string", "enum": list(choices.values)}, component_name)
-        class EnumField(serializers.ChoiceField):
-            pass
-
-        _ENUM_FIELDS[component_name] = EnumField
-    return _ENUM_FIELDS[component_name](choices=choices.choices, read_only=True)
-
-
 class BlankAsNullTierField(serializers.ChoiceField):
     """The tier a tier segment follows; a rule segment has none (null)."""
 
@@ -96,10 +79,10 @@ class BlankAsNullTierField(serializers.ChoiceField):
 
 
 class SegmentSerializer(serializers.ModelSerializer):
-    kind = _enum(SegmentKind, "SegmentKind")
+    kind = enum_field(SegmentKind, "SegmentKind")
     tier = BlankAsNullTierField()
-    match = _enum(Match, "SegmentMatch")
-    status = _enum(SegmentStatus, "SegmentStatus")
+    match = enum_field(Match, "SegmentMatch")
+    status = enum_field(SegmentStatus, "SegmentStatus")
     conditions = serializers.JSONField(
         read_only=True, help_text='A list of {"field", "op", "value"}; empty for a tier.'
     )
@@ -211,7 +194,7 @@ class CurrentSegmentSerializer(SegmentSerializer):
 
 
 class SegmentRefSerializer(serializers.ModelSerializer):
-    kind = _enum(SegmentKind, "SegmentKind")
+    kind = enum_field(SegmentKind, "SegmentKind")
 
     class Meta:
         model = Segment
@@ -221,7 +204,7 @@ class SegmentRefSerializer(serializers.ModelSerializer):
 
 class TransitionSerializer(serializers.ModelSerializer):
     segment = SegmentRefSerializer(read_only=True)
-    kind = _enum(TransitionKind, "TransitionKind")
+    kind = enum_field(TransitionKind, "TransitionKind")
 
     class Meta:
         model = SegmentTransition
