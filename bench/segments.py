@@ -101,9 +101,9 @@ def main() -> None:
     from retention import clock
     from retention.models import Tenant
     from segments.models import CustomerRFM
+    from segments.services.families import families_rebuild
     from segments.services.rfm import (
         customer_refresh,
-        families_rebuild,
         rfm_recompute,
         tier_counts,
         window_start,

@@ -70,8 +70,9 @@ def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) ->
 
 @shared_task(name="segments.recompute_tenant", **RETRY)
 def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
+    from segments.services.families import families_rebuild
     from segments.services.memberships import segments_refresh_all
-    from segments.services.rfm import families_rebuild, rfm_recompute, tier_counts_store
+    from segments.services.rfm import rfm_recompute, tier_counts_store
 
     if not Tenant.objects.filter(pk=tenant_id).exists():
         return {"missing": tenant_id}

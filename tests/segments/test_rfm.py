@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from commerce.models import OrderStatus, PriceTier
 from retention import clock
 from segments.models import CustomerFamily, CustomerRFM, SegmentTransition, Tier
+from segments.services.families import families_rebuild
 from segments.services.rfm import (
     Edges,
     customer_refresh,
-    families_rebuild,
     quintile,
     rfm_recompute,
     score,

@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from retention.models import Tenant
 from segments.models import Tier
+from segments.services.families import families_rebuild
 from segments.services.memberships import segments_refresh_all
-from segments.services.rfm import families_rebuild, rfm_recompute, tier_counts_store
+from segments.services.rfm import rfm_recompute, tier_counts_store
 
 
 class Command(BaseCommand):
