@@ -28,6 +28,18 @@ def other_tenant(db) -> Tenant:
     return _tenant("bravo", "Bravo Store")
 
 
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in-process: `make test` sets REDIS_URL, which turns eager
+    mode off (tests of real workers start their own)."""
+    from retention.celery import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
 @pytest.fixture(autouse=True)
 def _unfrozen_clock():
     yield

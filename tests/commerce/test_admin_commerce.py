@@ -18,7 +18,6 @@ from commerce.models import (
 )
 from commerce.services.orders import commerce_settings
 from commerce.services.touchpoints import touchpoint_record
-from retention.celery import app as celery_app
 
 ORDER_BODY = {
     "type": "order.created",
@@ -31,12 +30,7 @@ ORDER_BODY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from commerce.models import (
 from commerce.services.inbox import MAX_ATTEMPTS, inbox_process, inbox_retry
 from commerce.tasks import process_inbox_entry, sweep_inbox
 from retention import clock
-from retention.celery import app as celery_app
 from retention.models import WebhookSecret
 from retention.services import webhook_secret_rotate
 
@@ -53,14 +52,7 @@ ORDER = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks():
-    """`make test` sets REDIS_URL, which turns eager mode off; these tests run
-    the tasks in-process."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
 def signed_headers(secret: str, body: bytes, *, msg_id: str | None = None, at=None) -> dict:

@@ -10,7 +10,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from retention import clock
-from retention.celery import app as celery_app
 from retention.models import AuditEntry, Role
 from segments.models import (
     CustomerRFM,
@@ -35,12 +34,7 @@ def _fixed_clock():
     clock.set_now(NOW)
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
 def buyer(tenant, orders, email=None, **extra):

@@ -2,27 +2,17 @@
 
 from datetime import timedelta
 
-import pytest
 from django.core.management import call_command
 
 from commerce.models import ProductFamily
 from commerce.services.orders import orders_bulk_loaded
 from retention import clock
-from retention.celery import app as celery_app
 from segments.models import Segment, SegmentKind
 from tests.factories import CustomerFactory, make_order
 
 
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 def test_demo_segments_creates_the_examples_once_and_fills_them(
-    tenant, capsys, eager, django_capture_on_commit_callbacks
+    tenant, capsys, eager_tasks, django_capture_on_commit_callbacks
 ):
     coffee = ProductFamily.objects.create(tenant=tenant, name="Coffee", slug="coffee")
     lapsing = CustomerFactory(tenant=tenant)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from commerce.models import ChannelConsent, ConsentStatus, Customer, Touchpoint
 from retention import clock
-from retention.celery import app as celery_app
 from retention.errors import Conflict, InvalidInput, NotFound
 from retention.models import AuditEntry
 from segments import rules
@@ -48,12 +47,7 @@ def _fixed_clock():
     clock.set_now(NOW)
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
 def buyer(tenant, orders=1, **values):

@@ -39,14 +39,6 @@ from tests.workers import celery_worker
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 def order_data(order_id: str, customer_id: str, total: str = "30.00") -> dict:
     """An order payload as the webhook schema leaves it (validated, typed)."""
     total = Decimal(total)
@@ -65,7 +57,7 @@ def tier_of(tenant, customer_id: int) -> str | None:
     return row.tier if row else None
 
 
-def test_an_ingested_order_moves_its_buyer(tenant, eager, django_capture_on_commit_callbacks):
+def test_an_ingested_order_moves_its_buyer(tenant, eager_tasks, django_capture_on_commit_callbacks):
     clock.set_now(NOW)
     with django_capture_on_commit_callbacks(execute=True):
         order, _ = order_upsert(tenant=tenant, data=order_data("o-1", "c-1"), source="api")
@@ -88,7 +80,7 @@ def test_an_ingested_order_moves_its_buyer(tenant, eager, django_capture_on_comm
     assert tier_of(tenant, customer_id) == Tier.ONE_TIME
 
 
-def test_a_full_refund_moves_its_buyer(tenant, eager, django_capture_on_commit_callbacks):
+def test_a_full_refund_moves_its_buyer(tenant, eager_tasks, django_capture_on_commit_callbacks):
     clock.set_now(NOW)
     with django_capture_on_commit_callbacks(execute=True):
         order, _ = order_upsert(tenant=tenant, data=order_data("r-1", "c-r"), source="api")
@@ -102,7 +94,9 @@ def test_a_full_refund_moves_its_buyer(tenant, eager, django_capture_on_commit_c
     assert tier_of(tenant, order.customer_id) is None  # a refunded order does not count
 
 
-def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_commit_callbacks):
+def test_a_merge_keeps_history_on_the_survivor(
+    tenant, eager_tasks, django_capture_on_commit_callbacks
+):
     clock.set_now(NOW)
     survivor, merged = CustomerFactory(tenant=tenant), CustomerFactory(tenant=tenant)
     make_order(survivor, NOW - timedelta(days=3))
@@ -119,7 +113,7 @@ def test_a_merge_keeps_history_on_the_survivor(tenant, eager, django_capture_on_
 
 
 def test_a_bulk_load_recomputes_the_tenant_once_it_commits(
-    tenant, eager, django_capture_on_commit_callbacks
+    tenant, eager_tasks, django_capture_on_commit_callbacks
 ):
     clock.set_now(NOW)
     customers = [CustomerFactory(tenant=tenant) for _ in range(3)]
@@ -134,7 +128,9 @@ def test_a_bulk_load_recomputes_the_tenant_once_it_commits(
     assert segment_settings(tenant).last_full_at == NOW
 
 
-def test_the_nightly_run_is_queued_once_the_tenants_night_hour_comes(tenant, other_tenant, eager):
+def test_the_nightly_run_is_queued_once_the_tenants_night_hour_comes(
+    tenant, other_tenant, eager_tasks
+):
     # Both stores are in Europe/Berlin (UTC+2 in June); the night hour is 03:00 local.
     bravo = segment_settings(other_tenant)
     bravo.last_nightly_at = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)  # claimed since 03:00 yesterday
@@ -149,14 +145,14 @@ def test_the_nightly_run_is_queued_once_the_tenants_night_hour_comes(tenant, oth
     assert schedule_nightly() == []
 
 
-def test_a_recompute_during_the_night_does_not_cancel_the_nightly_run(tenant, eager):
+def test_a_recompute_during_the_night_does_not_cancel_the_nightly_run(tenant, eager_tasks):
     clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))  # 03:05 in Berlin
     rfm_recompute(tenant)  # say a CSV import finished at 03:04
     assert schedule_nightly() == [tenant.pk]
     assert segment_settings(tenant).last_nightly_at == clock.now()
 
 
-def test_a_repeated_nightly_task_does_nothing_the_second_time(tenant, eager):
+def test_a_repeated_nightly_task_does_nothing_the_second_time(tenant, eager_tasks):
     clock.set_now(datetime(2026, 6, 2, 1, 5, tzinfo=UTC))
     due = night_start(tenant, segment_settings(tenant), clock.now())
     assert due.hour == 3 and due.utcoffset() == timedelta(hours=2)
@@ -209,7 +205,7 @@ def _members(segment) -> set[int]:
 
 
 def test_a_consent_change_moves_segments_that_read_consent(
-    tenant, eager, django_capture_on_commit_callbacks
+    tenant, eager_tasks, django_capture_on_commit_callbacks
 ):
     emailable = _rule(
         tenant,
@@ -231,7 +227,7 @@ def test_a_consent_change_moves_segments_that_read_consent(
 
 
 def test_tracked_events_move_segments_that_read_touchpoints(
-    tenant, eager, django_capture_on_commit_callbacks
+    tenant, eager_tasks, django_capture_on_commit_callbacks
 ):
     clicked = _rule(
         tenant,
