@@ -240,3 +240,30 @@ def customer_find(*, tenant: Tenant, ref) -> Customer | None:
     """The customer a ``CustomerRef`` leads to, or None."""
     found = customers_by_identities(tenant=tenant, keys=ref.keys())
     return found[0] if found else None
+
+
+def consents_for(*, tenant_id: int, customer_ids: list[int]) -> dict[tuple[int, str], str]:
+    """The current consent status per (customer id, channel) for these customers;
+    a pair with no decision on record is absent."""
+    if not customer_ids:
+        return {}
+    rows = (
+        ChannelConsent.objects.for_tenant(tenant_id)
+        .filter(customer_id__in=customer_ids)
+        .values_list("customer_id", "channel", "status")
+    )
+    return {(customer_id, channel): status for customer_id, channel, status in rows}
+
+
+def customers_by_phone(*, tenant_id: int, phone: str) -> list[Customer]:
+    """Live customers known by this E.164 number (as contact or identity)."""
+    ids = set(
+        CustomerIdentity.objects.for_tenant(tenant_id)
+        .filter(kind=IdentityKind.PHONE, value=phone)
+        .values_list("customer_id", flat=True)
+    )
+    return list(
+        Customer.objects.for_tenant(tenant_id)
+        .filter(Q(pk__in=ids) | Q(phone=phone), merged_into__isnull=True)
+        .order_by("pk")
+    )

@@ -123,18 +123,20 @@ def order_page_url(order: Order) -> str:
     return public_url(order_page_path(order))
 
 
-# --- preferences page (/u/, arrives with the messaging issue) ----------------------
+# --- preferences page (/u/) -----------------------------------------------------------
 
 
-def preferences_token(customer: Customer) -> str:
-    """Fields: ``t`` tenant id, ``c`` customer id."""
-    return make_token(PREFERENCES_PURPOSE, t=customer.tenant_id, c=customer.pk)
+def preferences_token(customer: Customer, message_id: int | None = None) -> str:
+    """Fields: ``t`` tenant id, ``c`` customer id, and ``m`` the message the link
+    was sent in, when given (recorded with what the shopper changes)."""
+    if message_id is None:
+        return make_token(PREFERENCES_PURPOSE, t=customer.tenant_id, c=customer.pk)
+    return make_token(PREFERENCES_PURPOSE, t=customer.tenant_id, c=customer.pk, m=message_id)
 
 
-def preferences_page_path(customer: Customer) -> str:
-    # Not reversed: the /u/ view is added by a later issue.
-    return f"/u/{preferences_token(customer)}/"
+def preferences_page_path(customer: Customer, message_id: int | None = None) -> str:
+    return reverse("preferences-page", args=[preferences_token(customer, message_id)])
 
 
-def preferences_page_url(customer: Customer) -> str:
-    return public_url(preferences_page_path(customer))
+def preferences_page_url(customer: Customer, message_id: int | None = None) -> str:
+    return public_url(preferences_page_path(customer, message_id))

@@ -121,7 +121,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILIT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Tasks whose callers do not pick a queue themselves.
-CELERY_TASK_ROUTES = {"segments.*": {"queue": "segments"}}
+CELERY_TASK_ROUTES = {
+    "segments.*": {"queue": "segments"},
+    "messaging.*": {"queue": "dispatch"},
+}
 CELERY_TASK_QUEUES_NAMES = ("ingest", "dispatch", "segments", "scoring", "default")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -194,6 +197,12 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+# Sender for stores that have not set their own (Messaging settings in the admin).
+MESSAGING_FROM_EMAIL = env.str("MESSAGING_FROM_EMAIL", default="")
+# Seconds before a provider call gives up. A timeout after the request was sent
+# leaves the message `unknown` (reconciled from callbacks), never re-sent.
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
+PROVIDER_TIMEOUT = env.float("PROVIDER_TIMEOUT", default=10.0)
 
 # --- Email to staff (rising-interest alerts to owners) ----------------------------
 # Shoppers' messages go through the messaging outbox, not here. Default: printed
@@ -241,4 +250,7 @@ CELERY_BEAT_SCHEDULE = {
     "commerce-mark-abandoned-carts": {"task": "commerce.mark_abandoned_carts", "schedule": 300.0},
     # Queues each tenant's nightly segment recompute once its local night hour comes.
     "segments-schedule-nightly": {"task": "segments.schedule_nightly", "schedule": 900.0},
+    # Sends what is due (deferred, retried, lost on the way), recovers batches of
+    # dead workers, applies provider callbacks not yet applied.
+    "messaging-sweep": {"task": "messaging.sweep", "schedule": 30.0},
 }

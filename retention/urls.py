@@ -14,6 +14,7 @@ api_urlpatterns = [
     path("", include(router.urls)),
     path("", include("commerce.api_urls")),
     path("", include("segments.api_urls")),
+    path("", include("messaging.api_urls")),
     path(
         "schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
@@ -34,8 +35,11 @@ urlpatterns = [
     path("tenant/switch/", views.tenant_switch, name="tenant-switch"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_urlpatterns)),
+    # Provider callbacks first: their fixed paths never match a store's slug route.
+    path("hooks/", include("messaging.urls_hooks")),
     path("hooks/", include("commerce.urls_hooks")),
     path("", include("commerce.urls_pages")),
+    path("", include("messaging.urls_pages")),
 ]
 
 handler404 = "retention.errors.handler404"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from commerce.models import Customer, Touchpoint
@@ -88,3 +89,41 @@ def touchpoints_ingest(*, tenant: Tenant, items: list[dict], source: str) -> dic
     Touchpoint.objects.bulk_create(rows, ignore_conflicts=True)
     customer_facts_changed(tenant.pk, (row.customer_id for row in rows), "touchpoint")
     return {"received": len(items), "created": len(rows), "duplicates": len(items) - len(rows)}
+
+
+@dataclass(frozen=True)
+class TouchpointIn:
+    """One touchpoint another app records about a known customer."""
+
+    customer_id: int
+    category: str
+    kind: str
+    occurred_at: datetime
+    properties: dict
+    external_id: str | None = None
+
+
+def touchpoints_record_many(*, tenant_id: int, source: str, items: list[TouchpointIn]) -> int:
+    """Store many touchpoints in one statement (a send batch, a callback batch);
+    items whose ``external_id`` is already stored are skipped. Returns how many
+    were offered."""
+    if not items:
+        return 0
+    Touchpoint.objects.bulk_create(
+        [
+            Touchpoint(
+                tenant_id=tenant_id,
+                customer_id=item.customer_id,
+                category=item.category,
+                kind=item.kind,
+                source=source,
+                occurred_at=item.occurred_at,
+                properties=item.properties,
+                external_id=item.external_id,
+            )
+            for item in items
+        ],
+        ignore_conflicts=True,
+    )
+    customer_facts_changed(tenant_id, {item.customer_id for item in items}, "touchpoint")
+    return len(items)

@@ -1,0 +1,270 @@
+"""The outbox: every message is a row written before any provider is called.
+
+    message = message_enqueue(
+        tenant=tenant, customer=customer, channel="email", category="marketing",
+        idempotency_key=f"journey:{enrollment.pk}:{step.pk}", template=template,
+    )
+
+Asking twice with the same key stores once and returns the first row. The send
+itself happens in a task queued after commit (``messaging.send_batch``), or by the
+sweeper for anything due later or lost on the way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from commerce.models import Channel, Customer
+from messaging.models import (
+    STATUS_RANK,
+    Category,
+    Message,
+    MessagingSettings,
+    Status,
+    Suppression,
+    Template,
+)
+from retention import clock
+from retention.errors import InvalidInput
+from retention.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 200
+# The timestamp each status sets the first time it is reached.
+STATUS_TIMESTAMP = {
+    Status.SENT: "sent_at",
+    Status.DELIVERED: "delivered_at",
+    Status.OPENED: "opened_at",
+    Status.CLICKED: "clicked_at",
+    Status.BOUNCED: "failed_at",
+    Status.FAILED: "failed_at",
+}
+# An open implies delivery, a click implies both: fill the earlier timestamps.
+IMPLIED = {
+    Status.OPENED: ("delivered_at",),
+    Status.CLICKED: ("delivered_at", "opened_at"),
+}
+
+
+@dataclass(frozen=True)
+class Content:
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+
+
+def messaging_settings(tenant: Tenant | int) -> MessagingSettings:
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    found, _ = MessagingSettings.objects.get_or_create(tenant_id=tenant_id)
+    return found
+
+
+def address_for(customer: Customer | None, channel: str) -> str:
+    if customer is None:
+        return ""
+    if channel == Channel.EMAIL:
+        return (customer.email or "").strip().lower()
+    if channel == Channel.SMS:
+        return customer.phone or ""
+    return ""
+
+
+def message_enqueue(
+    *,
+    tenant: Tenant,
+    channel: str,
+    category: str,
+    idempotency_key: str,
+    customer: Customer | None = None,
+    template: Template | None = None,
+    content: Content | None = None,
+    render_context: dict | None = None,
+    to_address: str | None = None,
+    source: str = "",
+    context: dict | None = None,
+    due_at: datetime | None = None,
+) -> Message:
+    """Queue one message (or return the one already queued under this key).
+
+    Content comes from ``template`` rendered for the customer now (with
+    ``render_context`` for order/product variables) or is given as ``content``.
+    Consent, quiet hours and the cap are not checked here but at send time.
+    """
+    if channel not in Channel.values:
+        raise _invalid("channel", f"Unknown channel {channel!r}.")
+    if category not in Category.values:
+        raise _invalid("category", f"Unknown category {category!r}.")
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise _invalid(
+            "idempotency_key", f"An idempotency key of 1 to {MAX_KEY_LENGTH} characters is needed."
+        )
+    if customer is not None and customer.tenant_id != tenant.pk:
+        raise _invalid("customer", "The customer belongs to another tenant.")
+    if template is not None and template.tenant_id != tenant.pk:
+        raise _invalid("template", "The template belongs to another tenant.")
+    if customer is None and category != Category.TEST:
+        raise _invalid("customer", "Only a staff test send may go without a customer.")
+    if channel == Channel.IN_APP and customer is None:
+        raise _invalid("customer", "In-app messages need a customer.")
+
+    existing = Message.objects.for_tenant(tenant).filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+
+    if template is not None:
+        if template.channel != channel:
+            raise _invalid(
+                "template", f"Template {template.name!r} is for {template.channel}, not {channel}."
+            )
+        from messaging.services.templates import template_render
+
+        content = template_render(template=template, customer=customer, **(render_context or {}))
+    if content is None:
+        raise _invalid("content", "A template or content is needed.")
+
+    now = clock.now()
+    fields = {
+        "customer": customer,
+        "template": template,
+        "channel": channel,
+        "category": category,
+        "source": source,
+        "context": context or {},
+        "to_address": address_for(customer, channel) if to_address is None else to_address,
+        "subject": content.subject,
+        "body_text": content.text,
+        "body_html": content.html if channel == Channel.EMAIL else "",
+        "due_at": due_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                tenant=tenant, idempotency_key=idempotency_key, **fields
+            )
+    except IntegrityError:
+        # Another request stored the same key since we looked.
+        return Message.objects.for_tenant(tenant).get(idempotency_key=idempotency_key)
+    logger.info(
+        "messaging.queued tenant_id=%s message_id=%s channel=%s category=%s key=%s",
+        tenant.pk,
+        message.pk,
+        channel,
+        category,
+        idempotency_key,
+    )
+    if message.due_at <= now:
+        transaction.on_commit(lambda: _kick(tenant.pk, [message.pk]))
+    return message
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message, fields={field: [message]})
+
+
+def _kick(tenant_id: int, message_ids: list[int]) -> None:
+    """Queue the send now; if the broker is down the sweeper sends it later."""
+    from messaging.tasks import send_batch
+
+    try:
+        send_batch.delay(tenant_id, message_ids)
+    except Exception:
+        logger.exception("messaging.kick_failed tenant_id=%s ids=%s", tenant_id, message_ids)
+
+
+def message_advance(
+    *,
+    tenant_id: int,
+    message_id: int,
+    status: str,
+    at: datetime | None = None,
+    provider_id: str = "",
+    reason: str = "",
+    detail: str = "",
+) -> bool:
+    """Move a message forward to ``status`` (a callback's news). A status of the
+    same or a lower rank changes nothing, so late, replayed or out-of-order
+    callbacks never undo a newer state; the first time of each event is kept
+    either way. Returns True if the status moved."""
+    at = at or clock.now()
+    with transaction.atomic():
+        message = (
+            Message.objects.for_tenant(tenant_id).select_for_update().filter(pk=message_id).first()
+        )
+        if message is None:
+            return False
+        changed: list[str] = []
+        for field in (STATUS_TIMESTAMP.get(status), *IMPLIED.get(status, ())):
+            if field and getattr(message, field) is None:
+                setattr(message, field, at)
+                changed.append(field)
+        if provider_id and not message.provider_id:
+            message.provider_id = provider_id
+            changed.append("provider_id")
+        moved = STATUS_RANK[status] > STATUS_RANK[message.status]
+        if moved:
+            message.status = status
+            changed.append("status")
+            if message.claim is not None:
+                message.claim, message.lease_until = None, None
+                changed += ["claim", "lease_until"]
+            if reason or detail:
+                message.reason, message.detail = reason, detail[:500]
+                changed += ["reason", "detail"]
+        if changed:
+            message.updated_at = clock.now()
+            message.save(update_fields=[*changed, "updated_at"])
+    return moved
+
+
+# --- suppressions -------------------------------------------------------------------
+
+
+def suppression_add(
+    *, tenant_id: int, channel: str, address: str, reason: str, source: str, detail: str = ""
+) -> bool:
+    """Put an address on the tenant's suppression list (a repeat keeps the first
+    entry). Returns True if it was added now."""
+    address = _normal_address(channel, address)
+    if not address:
+        return False
+    _, created = Suppression.objects.get_or_create(
+        tenant_id=tenant_id,
+        channel=channel,
+        address=address,
+        defaults={"reason": reason, "source": source, "detail": detail[:500]},
+    )
+    if created:
+        logger.info(
+            "messaging.suppressed tenant_id=%s channel=%s reason=%s source=%s",
+            tenant_id,
+            channel,
+            reason,
+            source,
+        )
+    return created
+
+
+def suppression_remove(
+    *, tenant_id: int, channel: str, address: str, reasons: tuple[str, ...]
+) -> int:
+    """Lift suppressions of these reasons (an opt-back-in lifts its opt-out, not
+    a hard bounce). Returns how many were removed."""
+    address = _normal_address(channel, address)
+    deleted, _ = (
+        Suppression.objects.for_tenant(tenant_id)
+        .filter(channel=channel, address=address, reason__in=reasons)
+        .delete()
+    )
+    return deleted
+
+
+def _normal_address(channel: str, address: str) -> str:
+    address = (address or "").strip()
+    return address.lower() if channel == Channel.EMAIL else address

@@ -1,0 +1,475 @@
+"""Sending: claim a batch, check it against consent and pacing, call providers.
+
+Exactly once, even with duplicate task deliveries, racing workers and crashes:
+
+1. **Claim.** Pending rows move to ``sending`` under a fresh claim id with
+   ``FOR UPDATE SKIP LOCKED``; a second task for the same ids finds nothing.
+2. **Check** the batch set-based (consents, suppressions, cap counts in three
+   queries): a message that may not go is recorded ``suppressed`` (with the
+   reason) or ``deferred`` to the end of quiet hours, before any provider call.
+3. **Send** one by one in id order, recording each outcome right after its call.
+   A worker that dies leaves its unrecorded rows ``sending``; because calls go in
+   id order, only the lowest of them can have reached the provider. When the
+   lease runs out the sweeper marks that one ``unknown`` (callbacks settle it)
+   and puts the rest back in the queue: nothing is sent twice, nothing is lost.
+   A worker starts no call that could outlive its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Value
+from django.db.models.functions import Coalesce
+
+from commerce.models import Channel, TouchpointCategory
+from commerce.selectors import consents_for
+from commerce.services.touchpoints import TouchpointIn, touchpoints_record_many
+from commerce.tokens import preferences_page_url
+from messaging import policy
+from messaging.models import (
+    PENDING,
+    SENT_LIKE,
+    Category,
+    Message,
+    MessagingSettings,
+    Reason,
+    Status,
+    Suppression,
+    SuppressionReason,
+)
+from messaging.providers import adapter_for
+from messaging.providers.base import OutcomeUnknown, Outgoing, PermanentError, TransientError
+from messaging.services.outbox import messaging_settings, suppression_add
+from retention import clock
+from retention.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+LEASE = timedelta(seconds=120)
+MAX_ATTEMPTS = 8
+# A tenant with no sender for a channel: look again in an hour, not every sweep.
+NOT_READY_RECHECK = timedelta(hours=1)
+TWILIO_STOP_CODE = 21610
+
+
+def channel_ready(channel: str) -> bool:
+    """Whether the platform can deliver on this channel now (in-app always can)."""
+    return channel == Channel.IN_APP or adapter_for(channel) is not None
+
+
+def ready_channels() -> list[str]:
+    return [c for c in Channel.values if channel_ready(c)]
+
+
+# --- 1. claim -----------------------------------------------------------------------
+
+
+def _claim(tenant_id: int, message_ids: list[int], claim: uuid.UUID, now: datetime) -> list[int]:
+    with transaction.atomic():
+        ids = list(
+            Message.objects.for_tenant(tenant_id)
+            .filter(pk__in=message_ids, status__in=PENDING, due_at__lte=now)
+            .filter(channel__in=ready_channels())
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if ids:
+            Message.objects.for_tenant(tenant_id).filter(pk__in=ids).update(
+                status=Status.SENDING,
+                claim=claim,
+                lease_until=now + LEASE,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+    return ids
+
+
+def _mark_not_ready(tenant_id: int, message_ids: list[int], now: datetime) -> None:
+    """Pending messages on a channel with no provider key stay in the outbox."""
+    Message.objects.for_tenant(tenant_id).filter(
+        pk__in=message_ids, status__in=PENDING, due_at__lte=now
+    ).exclude(channel__in=ready_channels()).exclude(reason=Reason.NO_PROVIDER).update(
+        reason=Reason.NO_PROVIDER, updated_at=now
+    )
+
+
+# --- 2. check -----------------------------------------------------------------------
+
+
+def _tz(name: str, fallback: ZoneInfo) -> ZoneInfo:
+    if not name:
+        return fallback
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def _sender_missing(message: Message, ms: MessagingSettings) -> str:
+    if message.category == Category.TEST and message.channel == Channel.EMAIL:
+        return ""
+    if message.channel == Channel.EMAIL and not (ms.from_email or settings.MESSAGING_FROM_EMAIL):
+        return "Set the store's sender address in Messaging settings."
+    if message.channel == Channel.SMS and not ms.sms_from:
+        return "Set the store's SMS number in Messaging settings."
+    return ""
+
+
+def _check(
+    messages: list[Message], *, tenant: Tenant, ms: MessagingSettings, now: datetime
+) -> dict[int, tuple[str, str, str, datetime | None]]:
+    """Verdicts for the messages that may not go now:
+    id → (status, reason, detail, due_at)."""
+    tenant_id = tenant.pk
+    customer_ids = [m.customer_id for m in messages if m.customer_id]
+    consents = consents_for(tenant_id=tenant_id, customer_ids=customer_ids)
+    suppressed = dict(
+        (((c, a), r))
+        for c, a, r in Suppression.objects.for_tenant(tenant_id)
+        .filter(address__in={m.to_address for m in messages if m.to_address})
+        .values_list("channel", "address", "reason")
+    )
+    capped = [
+        m for m in messages if policy.counts_toward_cap(channel=m.channel, category=m.category)
+    ]
+    since = now - timedelta(days=ms.frequency_cap_days)
+    cap_customers = {m.customer_id for m in capped}
+    sent_counts: dict[int, int] = {}
+    others_sending: dict[int, list[int]] = defaultdict(list)
+    if cap_customers:
+        marketing = Message.objects.for_tenant(tenant_id).filter(
+            customer_id__in=cap_customers,
+            category=Category.MARKETING,
+            channel__in=(Channel.EMAIL, Channel.SMS),
+        )
+        sent_counts = dict(
+            marketing.filter(status__in=SENT_LIKE, sent_at__gte=since)
+            .values("customer_id")
+            .annotate(n=Count("pk"))
+            .values_list("customer_id", "n")
+        )
+        mine = {m.pk for m in messages}
+        for customer_id, pk in marketing.filter(status=Status.SENDING).values_list(
+            "customer_id", "pk"
+        ):
+            if pk not in mine:
+                others_sending[customer_id].append(pk)
+
+    store_tz = tenant.tzinfo
+    verdicts: dict[int, tuple[str, str, str, datetime | None]] = {}
+    allowed_marketing: dict[int, int] = defaultdict(int)
+    for m in messages:  # in id order: an earlier intended send wins the cap
+        missing = _sender_missing(m, ms)
+        if missing:
+            verdicts[m.pk] = (Status.QUEUED, Reason.NO_PROVIDER, missing, now + NOT_READY_RECHECK)
+            continue
+        if m.channel != Channel.IN_APP and not m.to_address:
+            verdicts[m.pk] = (Status.SUPPRESSED, Reason.NO_ADDRESS, f"no {m.channel} address", None)
+            continue
+        decision = policy.consent_decision(
+            channel=m.channel,
+            category=m.category,
+            consent=consents.get((m.customer_id, m.channel)),
+            suppression=suppressed.get((m.channel, m.to_address)),
+            email_requires_opt_in=ms.email_requires_opt_in,
+        )
+        if decision:
+            verdicts[m.pk] = (Status.SUPPRESSED, decision[0], decision[1], None)
+            continue
+        if ms.quiet_hours_enabled and policy.quiet_hours_apply(
+            channel=m.channel, category=m.category
+        ):
+            tz = _tz(m.customer.timezone if m.customer else "", store_tz)
+            until = policy.quiet_until(now=now, tz=tz, start=ms.quiet_start, end=ms.quiet_end)
+            if until is not None:
+                detail = f"quiet hours in {tz.key}; due {until:%Y-%m-%d %H:%M %Z}"
+                verdicts[m.pk] = (Status.DEFERRED, Reason.QUIET_HOURS, detail, until)
+                continue
+        if policy.counts_toward_cap(channel=m.channel, category=m.category):
+            c = m.customer_id
+            earlier = sum(1 for pk in others_sending[c] if pk < m.pk)
+            if sent_counts.get(c, 0) + earlier + allowed_marketing[c] >= ms.frequency_cap:
+                detail = f"{ms.frequency_cap} marketing messages in {ms.frequency_cap_days} days"
+                verdicts[m.pk] = (Status.SUPPRESSED, Reason.FREQUENCY_CAP, detail, None)
+                continue
+            allowed_marketing[c] += 1
+    return verdicts
+
+
+def _apply_verdicts(tenant_id: int, claim: uuid.UUID, verdicts: dict, now: datetime) -> None:
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pk, (status, reason, detail, due_at) in verdicts.items():
+        groups[(status, reason, detail, due_at)].append(pk)
+    for (status, reason, detail, due_at), ids in groups.items():
+        fields = {"status": status, "reason": reason, "detail": detail[:500], "updated_at": now}
+        if status in PENDING:
+            fields |= {"due_at": due_at, "attempts": F("attempts") - 1}
+        Message.objects.for_tenant(tenant_id).filter(
+            pk__in=ids, claim=claim, status=Status.SENDING
+        ).update(claim=None, lease_until=None, **fields)
+        logger.info(
+            "messaging.held tenant_id=%s status=%s reason=%s count=%s",
+            tenant_id,
+            status,
+            reason,
+            len(ids),
+        )
+
+
+# --- 3. send ------------------------------------------------------------------------
+
+
+def _outgoing(m: Message, ms: MessagingSettings) -> Outgoing:
+    from messaging.services.callbacks import status_callback_url
+
+    marketing = m.category == Category.MARKETING
+    return Outgoing(
+        message_id=m.pk,
+        tenant_id=m.tenant_id,
+        channel=m.channel,
+        to=m.to_address,
+        from_address=(
+            (ms.from_email or settings.MESSAGING_FROM_EMAIL)
+            if m.channel == Channel.EMAIL
+            else ms.sms_from
+        ),
+        from_name=ms.from_name,
+        reply_to=ms.reply_to,
+        subject=m.subject,
+        text=m.body_text,
+        html=m.body_html,
+        marketing=marketing,
+        unsubscribe_url=(
+            preferences_page_url(m.customer, m.pk) if marketing and m.customer else ""
+        ),
+        status_callback_url=status_callback_url(m) if m.channel == Channel.SMS else "",
+    )
+
+
+def _record(tenant_id: int, pk: int, claim: uuid.UUID, **fields) -> bool:
+    done = (
+        Message.objects.for_tenant(tenant_id)
+        .filter(pk=pk, claim=claim)
+        .update(claim=None, lease_until=None, updated_at=clock.now(), **fields)
+    )
+    if not done:
+        logger.error("messaging.claim_lost tenant_id=%s message_id=%s", tenant_id, pk)
+    return bool(done)
+
+
+# The hot statement of the send path, once per message: plain SQL, because the
+# ORM's compilation of it cost as much as the database's work.
+_RECORD_SENT = """
+    UPDATE messaging_message
+       SET status = CASE WHEN status = %s THEN %s ELSE status END,
+           provider_id = %s, sent_at = COALESCE(sent_at, %s),
+           claim = NULL, lease_until = NULL, reason = '', detail = '', updated_at = %s
+     WHERE tenant_id = %s AND id = %s AND claim = %s
+"""
+
+
+def _record_sent(tenant_id: int, pk: int, claim: uuid.UUID, provider_id: str) -> bool:
+    """A fast provider's callback may already have moved the row past `sent`:
+    the status then stays, the provider id and send time are still stored."""
+    now = clock.now()
+    claim_db = Message._meta.get_field("claim").get_db_prep_value(claim, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD_SENT,
+            [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim_db],
+        )
+        done = cursor.rowcount
+    if not done:
+        logger.error("messaging.claim_lost tenant_id=%s message_id=%s", tenant_id, pk)
+    return bool(done)
+
+
+def _send_one(m: Message, claim: uuid.UUID, ms: MessagingSettings) -> str:
+    """Call the provider for one claimed message and record the outcome."""
+    adapter = adapter_for(m.channel)
+    tenant_id = m.tenant_id
+    if adapter is None:  # the key was removed since the claim: back to the outbox
+        _record(tenant_id, m.pk, claim, status=Status.QUEUED, reason=Reason.NO_PROVIDER)
+        return "not_ready"
+    now = clock.now()
+    try:
+        outgoing = _outgoing(m, ms)
+    except Exception as exc:
+        # Nothing went out; a bug of ours must not loop the message forever.
+        logger.exception("messaging.build_failed tenant_id=%s message_id=%s", tenant_id, m.pk)
+        _record(
+            tenant_id,
+            m.pk,
+            claim,
+            status=Status.FAILED,
+            reason=Reason.PERMANENT,
+            detail=f"Could not build the message: {exc!r}",
+            failed_at=now,
+        )
+        return "failed"
+    try:
+        provider_id = adapter.send(outgoing)
+    except TransientError as exc:
+        if m.attempts >= MAX_ATTEMPTS:
+            _record(
+                tenant_id,
+                m.pk,
+                claim,
+                status=Status.FAILED,
+                reason=Reason.RETRIES_EXHAUSTED,
+                detail=exc.detail,
+                failed_at=now,
+            )
+            return "failed"
+        delay = policy.retry_delay(attempts=m.attempts, retry_after=exc.retry_after)
+        _record(
+            tenant_id,
+            m.pk,
+            claim,
+            status=Status.DEFERRED,
+            reason=Reason.TRANSIENT,
+            detail=exc.detail,
+            due_at=now + delay,
+        )
+        logger.warning(
+            "messaging.retry tenant_id=%s message_id=%s attempt=%s in=%ss detail=%s",
+            tenant_id,
+            m.pk,
+            m.attempts,
+            int(delay.total_seconds()),
+            exc.detail,
+        )
+        return "retry"
+    except PermanentError as exc:
+        _record(
+            tenant_id,
+            m.pk,
+            claim,
+            status=Status.FAILED,
+            reason=Reason.PERMANENT,
+            detail=exc.detail,
+            failed_at=now,
+        )
+        if exc.invalid_recipient:
+            stop = str(getattr(exc, "code", "")) == str(TWILIO_STOP_CODE)
+            suppression_add(
+                tenant_id=tenant_id,
+                channel=m.channel,
+                address=m.to_address,
+                reason=SuppressionReason.SMS_STOP if stop else SuppressionReason.INVALID,
+                source=f"{m.channel}_send",
+                detail=exc.detail,
+            )
+        logger.warning(
+            "messaging.failed tenant_id=%s message_id=%s detail=%s", tenant_id, m.pk, exc.detail
+        )
+        return "failed"
+    except OutcomeUnknown as exc:
+        _record_unknown(tenant_id, m.pk, claim, Reason.TIMEOUT, exc.detail, now)
+        return "unknown"
+    except Exception as exc:
+        # A bug of ours in the adapter: the request may have gone out, so do not
+        # risk a second send; the row waits for a callback or a person.
+        logger.exception("messaging.send_crashed tenant_id=%s message_id=%s", tenant_id, m.pk)
+        _record_unknown(tenant_id, m.pk, claim, Reason.TIMEOUT, repr(exc), now)
+        return "unknown"
+    _record_sent(tenant_id, m.pk, claim, provider_id)
+    return "sent"
+
+
+def _record_unknown(tenant_id, pk, claim, reason, detail, at) -> None:
+    _record(
+        tenant_id,
+        pk,
+        claim,
+        status=Status.UNKNOWN,
+        reason=reason,
+        detail=detail[:500],
+        sent_at=Coalesce(F("sent_at"), Value(at)),
+    )
+    logger.warning("messaging.unknown tenant_id=%s message_id=%s detail=%s", tenant_id, pk, detail)
+
+
+def send_batch(*, tenant_id: int, message_ids: list[int]) -> dict[str, int]:
+    """Claim, check and send these messages (those still pending and due).
+    Returns counts per outcome."""
+    now = clock.now()
+    claim = uuid.uuid4()
+    _mark_not_ready(tenant_id, message_ids, now)
+    if not _claim(tenant_id, message_ids, claim, now):
+        return {}
+    tenant = Tenant.objects.get(pk=tenant_id)
+    ms = messaging_settings(tenant_id)
+    messages = list(
+        Message.objects.for_tenant(tenant_id)
+        .filter(claim=claim, status=Status.SENDING)
+        .select_related("customer")
+        .order_by("pk")
+    )
+    verdicts = _check(messages, tenant=tenant, ms=ms, now=now)
+    _apply_verdicts(tenant_id, claim, verdicts, now)
+    counts: dict[str, int] = defaultdict(int)
+    for status, *_ in verdicts.values():
+        counts[status] += 1
+
+    go = [m for m in messages if m.pk not in verdicts]
+    in_app = [m.pk for m in go if m.channel == Channel.IN_APP]
+    if in_app:
+        counts["sent"] += (
+            Message.objects.for_tenant(tenant_id)
+            .filter(pk__in=in_app, claim=claim)
+            .update(status=Status.SENT, sent_at=now, claim=None, lease_until=None, updated_at=now)
+        )
+    # Stop starting calls while one could still be running when the lease ends.
+    last_start = now + LEASE - timedelta(seconds=settings.PROVIDER_TIMEOUT + 5)
+    sent: list[Message] = [m for m in go if m.channel == Channel.IN_APP]
+    provider_messages = [m for m in go if m.channel != Channel.IN_APP]
+    for i, m in enumerate(provider_messages):
+        if clock.now() > last_start:
+            rest = [r.pk for r in provider_messages[i:]]
+            Message.objects.for_tenant(tenant_id).filter(pk__in=rest, claim=claim).update(
+                status=Status.QUEUED,
+                claim=None,
+                lease_until=None,
+                attempts=F("attempts") - 1,
+                updated_at=clock.now(),
+            )
+            counts["released"] += len(rest)
+            break
+        outcome = _send_one(m, claim, ms)
+        counts[outcome] += 1
+        if outcome == "sent":
+            sent.append(m)
+    _touchpoints_sent(tenant_id, sent)
+    return dict(counts)
+
+
+def _touchpoints_sent(tenant_id: int, sent: list[Message]) -> None:
+    items = [
+        TouchpointIn(
+            customer_id=m.customer_id,
+            category=TouchpointCategory.MARKETING,
+            kind="message.sent",
+            occurred_at=clock.now(),
+            properties={
+                "message_id": m.pk,
+                "channel": m.channel,
+                "category": m.category,
+                "template_id": m.template_id,
+                "source": m.source,
+            },
+            external_id=f"message:{m.pk}:sent",
+        )
+        for m in sent
+        if m.customer_id and m.category != Category.TEST
+    ]
+    touchpoints_record_many(tenant_id=tenant_id, source="messaging", items=items)

@@ -1,0 +1,40 @@
+"""Celery tasks of messaging (routed to the ``dispatch`` queue): thin wrappers
+over services.
+
+- ``messaging.send_batch``: claim, check and send up to a batch of messages of
+  one tenant (queued on commit by ``message_enqueue``, or by the sweeper).
+- ``messaging.sweep`` (beat, every 30 seconds): recover batches of dead workers,
+  hand due messages to send tasks, apply provider callbacks not yet applied.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+# A dropped connection or deadlock is retried within the broker's countdown
+# limit; the claim makes every run safe to repeat.
+RETRY = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
+
+
+@shared_task(name="messaging.send_batch", **RETRY)
+def send_batch(tenant_id: int, message_ids: list[int]) -> dict:
+    from messaging.services.send import send_batch as run
+
+    return run(tenant_id=tenant_id, message_ids=message_ids)
+
+
+@shared_task(name="messaging.sweep", **RETRY)
+def sweep() -> dict:
+    from messaging.services.callbacks import provider_events_apply_pending
+    from messaging.services.sweep import messages_dispatch_due, messages_recover
+
+    recovered = messages_recover()
+    dispatched = messages_dispatch_due()
+    applied = provider_events_apply_pending()
+    return {"recovered": recovered, "dispatched": dispatched, "applied_events": applied}
