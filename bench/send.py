@@ -43,7 +43,15 @@ CHILDREN: list[subprocess.Popen] = []
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="messages")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (prefork)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--pool",
+        choices=["threads", "prefork"],
+        default="threads",
+        help="threads: each worker process runs --threads send batches at once; "
+        "prefork: one worker with --workers child processes",
+    )
+    parser.add_argument("--threads", type=int, default=4, help="batches at once per process")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--deadline", type=int, default=1800, help="seconds for the whole run")
@@ -67,30 +75,11 @@ def main() -> int:
         _flush_redis(args.redis_url)
         print(
             f"{len(ids)} queued messages (70% email, 30% SMS; half marketing); "
-            f"celery worker -Q dispatch -c {args.workers}; fake provider {fake_url}",
+            f"{_describe(args)}; fake provider {fake_url}",
             flush=True,
         )
-        _spawn(
-            [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "retention",
-                "worker",
-                "-Q",
-                "dispatch",
-                "-c",
-                str(args.workers),
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "WARNING",
-            ],
-            env,
-        )
+        for command in _worker_commands(args):
+            _spawn(command, env)
         time.sleep(3)  # worker boot
 
         from messaging.services.sweep import messages_dispatch_due
@@ -102,8 +91,28 @@ def main() -> int:
     finally:
         for proc in CHILDREN:
             _stop(proc)
-    print(f"reproduce: {PY} bench/send.py --n {args.n} --workers {args.workers}")
+    print(
+        f"reproduce: {PY} bench/send.py --n {args.n} --workers {args.workers} "
+        f"--pool {args.pool} --threads {args.threads}"
+    )
     return 0
+
+
+def _worker_commands(args) -> list[list[str]]:
+    base = [PY, "-m", "celery", "-A", "retention", "worker", "-Q", "dispatch"]
+    base += ["--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+    if args.pool == "prefork":
+        return [[*base, "--pool", "prefork", "-c", str(args.workers)]]
+    return [
+        [*base, "--pool", "threads", "-c", str(args.threads), "-n", f"send{i}@%h"]
+        for i in range(args.workers)
+    ]
+
+
+def _describe(args) -> str:
+    if args.pool == "prefork":
+        return f"celery worker -Q dispatch --pool prefork -c {args.workers}"
+    return f"{args.workers} x celery worker -Q dispatch --pool threads -c {args.threads}"
 
 
 def _zero():

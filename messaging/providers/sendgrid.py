@@ -32,6 +32,7 @@ import json
 import os
 import re
 import select
+import threading
 import urllib.request
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -172,15 +173,25 @@ class _KeepAlive:
         self.https = parts.scheme == "https"
         self.netloc = parts.netloc
         self.connect_timeout, self.timeout = connect_timeout, timeout
-        self.conn: http.client.HTTPConnection | None = None
-        self.pid = 0
+        # One connection per thread (a worker may run batches in threads) and
+        # per process (never one inherited across a fork).
+        self.local = threading.local()
+
+    @property
+    def conn(self) -> http.client.HTTPConnection | None:
+        if getattr(self.local, "pid", None) != os.getpid():
+            self.local.conn, self.local.pid = None, os.getpid()
+        return self.local.conn
+
+    @conn.setter
+    def conn(self, value: http.client.HTTPConnection | None) -> None:
+        self.local.conn, self.local.pid = value, os.getpid()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = self.conn
-        # Not across a fork, and not once the server has closed it (readable
-        # while idle means EOF): a request on a dead connection would fail
-        # after it may have been sent.
-        if conn is not None and (self.pid != os.getpid() or _dropped(conn)):
+        # Not once the server has closed it (readable while idle means EOF): a
+        # request on a dead connection would fail after it may have been sent.
+        if conn is not None and _dropped(conn):
             conn.close()
             conn = None
         if conn is None:
@@ -192,7 +203,7 @@ class _KeepAlive:
                 conn.close()
                 raise URLError(exc) from exc
             conn.sock.settimeout(self.timeout)
-            self.conn, self.pid = conn, os.getpid()
+            self.conn = conn
         return conn
 
     def open(self, request) -> _Answer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +55,7 @@ def configured() -> bool:
 def send(outgoing: Outgoing) -> str:
     client = _client(
         os.getpid(),
+        threading.get_ident(),
         settings.TWILIO_ACCOUNT_SID,
         settings.TWILIO_AUTH_TOKEN,
         settings.TWILIO_API_BASE_URL,
@@ -139,17 +141,19 @@ class _HttpClient(TwilioHttpClient):
         return response
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _client(
     pid: int,
+    thread: int,
     account_sid: str,
     auth_token: str,
     base_url: str,
     connect_timeout: float,
     read_timeout: float,
 ) -> Client:
-    # Keyed by pid too: a Session made before a prefork fork would share its
-    # pooled sockets with every child.
+    # Keyed by pid: a Session made before a prefork fork would share its pooled
+    # sockets with every child; and by thread: the SDK's client keeps the last
+    # request and response on itself, so threads must not share one.
     http_client = _HttpClient(
         base_url=base_url, connect_timeout=connect_timeout, read_timeout=read_timeout
     )

@@ -434,3 +434,20 @@ def test_enqueue_refuses_bad_input_with_the_field_named(tenant, other_tenant):
             message_enqueue(**kwargs)
         assert list(err.value.fields) == [field]
     assert Message.objects.for_tenant(tenant).count() == 0
+
+
+def test_a_merge_moves_the_merged_customers_messages_and_the_cap_counts_them(
+    tenant, sender, fake_provider, now
+):
+    from commerce.services.customers import customer_merge
+
+    survivor, merged = _customer(tenant), _customer(tenant, phone="+4915199999999")
+    _send(tenant, *[_queue(tenant, merged, f"m{i}") for i in range(3)])
+
+    record = customer_merge(survivor=survivor, merged=merged, reason="same person")
+
+    assert record.moved["messages"] == 3
+    assert Message.objects.for_tenant(tenant).filter(customer=survivor).count() == 3
+    fourth = _queue(tenant, survivor, "m4")
+    assert _send(tenant, fourth) == {"suppressed": 1}
+    assert _reload(fourth).reason == Reason.FREQUENCY_CAP
