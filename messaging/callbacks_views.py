@@ -2,33 +2,31 @@
 over the raw request, then hand the events to :mod:`messaging.services.callbacks`
 (which stores each one once by its event id before applying it).
 
-Bad input gets a 4xx JSON error (``retention.errors.json_error``), never a 5xx:
-the SDK verifiers raise odd exceptions on malformed headers, keys or bodies,
-and every one of them is caught and answered 403.
-
-The SDKs are imported here, not only under ``messaging/providers/``, because
-verifying their webhooks is what these views do; the sending adapters stay the
-only callers of the provider APIs.
+Bad input gets a 4xx JSON error (``retention.errors.json_error``), never a 5xx.
+The signatures are checked by the provider adapters (the only modules that
+import the SDKs): ``providers.sendgrid.verify_event_signature`` and
+``providers.twilio.verify_request`` turn the SDK verifiers' odd exceptions on
+malformed headers into False (answered 403), and an unloadable SendGrid key
+into :class:`~messaging.providers.sendgrid.EventWebhookKeyError` (403
+"not_configured").
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
-from functools import lru_cache
 from xml.sax.saxutils import escape
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
-from sendgrid.helpers.eventwebhook import EventWebhook
-from twilio.request_validator import RequestValidator
 
+from messaging.providers.sendgrid import EventWebhookKeyError, verify_event_signature
+from messaging.providers.twilio import verify_request
 from messaging.services.callbacks import (
     sendgrid_events_receive,
     twilio_inbound_receive,
@@ -43,15 +41,9 @@ SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_SIGNATURE = "X-Twilio-Signature"
 TWIML = "text/xml; charset=utf-8"
-# Everything a verifier may raise on a malformed header, key or body.
-VERIFY_ERRORS = (
-    TypeError,
-    ValueError,  # includes UnicodeError and binascii.Error
-    binascii.Error,
-    InvalidSignature,
-    UnsupportedAlgorithm,
-    AttributeError,
-)
+# SendGrid's events are flat objects (a few short lists such as "category"):
+# anything nested deeper is not an event, and storing it would only cost.
+MAX_EVENT_DEPTH = 16
 
 View = Callable[[HttpRequest], HttpResponse]
 
@@ -109,11 +101,6 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
     return JsonResponse(result, status=200)
 
 
-@lru_cache(maxsize=4)
-def _sendgrid_verifier(public_key: str) -> EventWebhook:
-    return EventWebhook(public_key.strip())
-
-
 def _verify_sendgrid(request: HttpRequest, body: bytes) -> None:
     public_key = settings.SENDGRID_WEBHOOK_PUBLIC_KEY
     if not public_key:
@@ -132,36 +119,62 @@ def _verify_sendgrid(request: HttpRequest, body: bytes) -> None:
             f"The {SENDGRID_SIGNATURE} and {SENDGRID_TIMESTAMP} headers are required.",
         )
     try:
-        verifier = _sendgrid_verifier(public_key)
-    except VERIFY_ERRORS as exc:
-        logger.error("messaging.sendgrid_key_invalid error=%s", type(exc).__name__)
+        # The SDK verifies text; SendGrid only ever sends UTF-8 JSON.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "not_json", "The body is not UTF-8 encoded JSON.") from exc
+    try:
+        valid = verify_event_signature(
+            public_key=public_key, payload=text, signature=signature, timestamp=timestamp
+        )
+    except EventWebhookKeyError as exc:
+        logger.error("messaging.sendgrid_key_invalid error=%s", exc)
         raise Rejected(
             403,
             "not_configured",
             "The configured SendGrid webhook public key cannot be loaded; "
             "no event can be verified.",
         ) from exc
-    try:
-        # The SDK verifies text; SendGrid only ever sends UTF-8 JSON.
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected(400, "not_json", "The body is not UTF-8 encoded JSON.") from exc
-    try:
-        valid = verifier.verify_signature(text, signature, timestamp)
-    except VERIFY_ERRORS:
-        valid = False
     if not valid:
         raise Rejected(403, "bad_signature", f"The {SENDGRID_SIGNATURE} does not match the body.")
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid JSON, but no database stores it as a float
+        raise ValueError("number out of range")
+    return value
+
+
 def _sendgrid_events(body: bytes) -> list[dict]:
     try:
-        events = json.loads(body.decode("utf-8"))
+        events = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise Rejected(400, "not_json", "The body is not valid UTF-8 JSON.") from exc
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise Rejected(400, "not_json", "The body must be a JSON list of event objects.")
+    if _depth(events) > MAX_EVENT_DEPTH:
+        raise Rejected(
+            400, "not_json", f"Events nested deeper than {MAX_EVENT_DEPTH} levels are refused."
+        )
     return events
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 # --- Twilio ---------------------------------------------------------------------------
@@ -172,7 +185,11 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     """``POST /hooks/twilio/status/?m=<message id>&t=<tenant id>``."""
     params = _verified_twilio_params(request)
     try:
-        stored = twilio_status_receive(params=params, query=request.GET.dict())
+        query = request.GET.dict()
+    except TooManyFieldsSent as exc:
+        raise Rejected(400, "invalid", "Too many query parameters.") from exc
+    try:
+        stored = twilio_status_receive(params=params, query=query)
     except ValueError as exc:
         raise Rejected(400, "invalid", str(exc)) from exc
     return JsonResponse({"status": "stored" if stored else "duplicate"}, status=200)
@@ -220,13 +237,8 @@ def _verified_twilio_params(request: HttpRequest) -> dict[str, str]:
     # build_absolute_uri() sees the internal scheme, host and port, so the
     # public URL Twilio used is rebuilt from PUBLIC_BASE_URL.
     url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
-    signature = request.headers.get(TWILIO_SIGNATURE)
-    try:
-        # A missing header makes the SDK raise TypeError (len(None)).
-        valid = RequestValidator(token).validate(url, form, signature)
-    except VERIFY_ERRORS:
-        valid = False
-    if not valid:
+    signature = request.headers.get(TWILIO_SIGNATURE, "")
+    if not verify_request(url=url, params=form, signature=signature):
         code = "missing_signature" if not signature else "bad_signature"
         raise Rejected(403, code, f"The {TWILIO_SIGNATURE} does not match this request.")
     # Twilio sends each field once; a repeated one keeps its last value.

@@ -98,6 +98,16 @@ def _change(request: HttpRequest, link: PreferencesLink, token: str) -> HttpResp
         source=PAGE_SOURCE,
         message_id=link.message_id,
     )
+    current = {row.channel: row.status for row in preferences_for(customer=link.customer)}
+    if current.get(channel) != status:
+        # A newer decision is on record (stamped later than now): say so rather
+        # than confirm a change that did not happen.
+        return _page(
+            request,
+            link,
+            error="A more recent choice for this channel is on record; please try again later.",
+            status=409,
+        )
     direction = "in" if status == ConsentStatus.OPTED_IN else "out"
     return _headers(redirect(f"{page_url}?saved={direction}-{channel}"))
 

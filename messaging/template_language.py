@@ -7,10 +7,20 @@ builtin tags and filters listed here (``{% if %}``, ``{% for %}``, ``{% with %}`
 ``|default``, ``|date`` …; never ``{% include %}``, ``{% extends %}``,
 ``{% load %}``, ``{% autoescape off %}`` or ``|safe``). Rendering and saving are
 in ``messaging.services.templates``.
+
+A template is written by a marketer but rendered in web requests and in the
+send path, so its cost is bounded by its own text: blocks nest at most
+``MAX_DEPTH`` deep, loops go over a list variable and never nest (the work is
+then linear in the template and the data), and the filters and tags that pad
+or generate text take a small literal count. These structural limits are
+checked on save *and* before every render (a template stored some other way
+cannot get round them), and a rendered part longer than ``MAX_OUTPUT`` is
+refused.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,11 +42,16 @@ from django.template.defaulttags import (
     ForNode,
     IfChangedNode,
     IfNode,
+    LoremNode,
     NowNode,
     TemplateLiteral,
     WidthRatioNode,
     WithNode,
 )
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from retention import clock
 
 # --- the variables ----------------------------------------------------------------------
 
@@ -101,14 +116,40 @@ REFUSED_TAGS = {
 }
 # |safe would let a shopper's own data (a name) put markup into an email.
 REFUSED_FILTERS = frozenset({"safe", "safeseq", "pprint"})
+# Limits that keep rendering cheap (see the module docstring).
+MAX_DEPTH = 20
+MAX_WIDTH = 500  # |ljust:"N", |stringformat:"Ns", |floatformat:N …
+MAX_LOREM = 50
+MAX_OUTPUT = 500_000  # characters in one rendered part (Gmail clips HTML at ~100 KB)
+TOO_DEEP = f"Tags are nested more than {MAX_DEPTH} deep; simplify the template."
+# Filters whose numeric argument sets how much text they make.
+WIDTH_FILTERS = frozenset({"ljust", "rjust", "center", "stringformat", "floatformat"})
 # Filters that keep a list a list, and those that take one item of it.
 LIST_FILTERS = frozenset({"slice", "dictsort", "dictsortreversed"})
 ITEM_FILTERS = frozenset({"first", "last", "random"})
 
 
+class _ClockNowNode(NowNode):
+    """``{% now %}`` reading the project's clock (``retention.clock``), not the
+    wall clock, so a message rendered in a test or the simulator shows its day."""
+
+    def render(self, context: Context) -> str:
+        formatted = date_format(timezone.localtime(clock.now()), self.format_string)
+        if self.asvar:
+            context[self.asvar] = formatted
+            return ""
+        return formatted
+
+
+def _now_tag(parser: Any, token: Any) -> _ClockNowNode:
+    node = defaulttags.now(parser, token)
+    return _ClockNowNode(node.format_string, node.asvar)
+
+
 def _library() -> Library:
     library = Library()
     library.tags = {k: v for k, v in defaulttags.register.tags.items() if k in ALLOWED_TAGS}
+    library.tags["now"] = _now_tag
     library.filters = {
         k: v for k, v in defaultfilters.register.filters.items() if k not in REFUSED_FILTERS
     }
@@ -135,7 +176,14 @@ def _compile(source: str) -> CompiledTemplate:
 # --- checking ---------------------------------------------------------------------------
 
 
+class UnsafeTemplate(TemplateSyntaxError):
+    """A template over the limits that keep rendering cheap; its message says
+    which one, for the marketer."""
+
+
 def syntax_message(exc: TemplateSyntaxError) -> str:
+    if isinstance(exc, UnsafeTemplate):
+        return str(exc)
     token = getattr(exc, "token", None)
     line = getattr(token, "lineno", None)
     where = f" (line {line})" if line else ""
@@ -164,27 +212,59 @@ class _Checker:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        # The subset of errors that break the limits on what rendering may cost.
+        self.unsafe: list[str] = []
+        self.depth = 0
+        self.loops = 0
 
     def error(self, message: str) -> None:
         if message not in self.errors:
             self.errors.append(message)
 
+    def limit(self, message: str) -> None:
+        self.error(message)
+        if message not in self.unsafe:
+            self.unsafe.append(message)
+
     def nodes(self, nodelist: NodeList | None, scope: dict[str, Any]) -> None:
+        if not nodelist:
+            return
+        if self.depth > MAX_DEPTH:
+            self.limit(TOO_DEEP)
+            return
         scope = dict(scope)
-        for node in nodelist or ():
-            self.node(node, scope)
+        self.depth += 1
+        try:
+            for node in nodelist:
+                self.node(node, scope)
+        finally:
+            self.depth -= 1
 
     def node(self, node: Any, scope: dict[str, Any]) -> None:
         if isinstance(node, VariableNode):
             self.expr(node.filter_expression, scope, output=True)
         elif isinstance(node, ForNode):
-            shape = self.expr(node.sequence, scope)
+            sequence = node.sequence
+            if self.loops:
+                self.limit("A {% for %} loop cannot be inside another loop.")
+            if not isinstance(sequence.var, Variable) or sequence.var.lookups is None:
+                self.limit(
+                    "Loop over a list variable, e.g. {% for item in order.items %}, "
+                    "not over a literal."
+                )
+            shape = self.expr(sequence, scope)
             inner = {**scope, "forloop": FORLOOP}
             single = len(node.loopvars) == 1 and isinstance(shape, Seq)
             for name in node.loopvars:
                 inner[name] = shape.item if single else None
-            self.nodes(node.nodelist_loop, inner)
+            self.loops += 1
+            try:
+                self.nodes(node.nodelist_loop, inner)
+            finally:
+                self.loops -= 1
             self.nodes(node.nodelist_empty, scope)
+        elif isinstance(node, LoremNode):
+            self.count(node.count, "{% lorem %}", MAX_LOREM, scope)
         elif isinstance(node, IfNode):
             for condition, nodelist in node.conditions_nodelists:
                 if condition is not None:
@@ -223,10 +303,26 @@ class _Checker:
                 self.condition(part, scope)
 
     def filter_args(self, expression: FilterExpression, scope: dict[str, Any]) -> None:
-        for _func, args in expression.filters:
+        for func, args in expression.filters:
+            name = getattr(func, "_filter_name", "")
             for lookup, arg in args:
-                if lookup:
+                if name in WIDTH_FILTERS:
+                    self.count(arg, f"|{name}", MAX_WIDTH, scope)
+                elif lookup:
                     self.variable(arg, scope)
+
+    def count(self, arg: Any, what: str, most: int, scope: dict[str, Any]) -> None:
+        """A literal count (or width, or format spec) of at most ``most``."""
+        if isinstance(arg, FilterExpression):
+            arg = arg.var
+        if isinstance(arg, Variable):
+            if arg.lookups is not None:
+                self.variable(arg, scope)
+                self.limit(f"{what} takes a number written in the template, not a variable.")
+                return
+            arg = arg.literal
+        if any(int(digits) > most for digits in re.findall(r"\d+", str(arg))):
+            self.limit(f"{what} allows numbers up to {most}.")
 
     def expr(self, expression: Any, scope: dict[str, Any], *, output: bool = False) -> Any:
         """Check an expression and return the shape of its value."""
@@ -287,18 +383,35 @@ def check_source(source: str) -> list[str]:
     error with its line, a refused tag or filter, or unknown variables."""
     if not source:
         return []
+    return list(_checked(source)[0])
+
+
+@lru_cache(maxsize=512)
+def _checked(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every error, the errors that break the rendering limits) of a source."""
     try:
         compiled = _compile(source)
     except TemplateSyntaxError as exc:
-        return [syntax_message(exc)]
+        return (syntax_message(exc),), ()  # render_source raises it again, as it is
+    except RecursionError:  # Django's parser recurses once per nested block
+        return (TOO_DEEP,), (TOO_DEEP,)
     checker = _Checker()
     checker.nodes(compiled.nodelist, dict(VARIABLES))
-    return checker.errors
+    return tuple(checker.errors), tuple(checker.unsafe)
 
 
 def render_source(source: str, values: dict[str, Any], *, autoescape: bool) -> str:
     """Render a template's source with a context of plain values. Raises
-    TemplateSyntaxError for a broken template."""
+    TemplateSyntaxError for a broken template, :class:`UnsafeTemplate` for one
+    over the rendering limits (checked here too, not only on save)."""
     if not source:
         return ""
-    return _compile(source).render(Context(values, autoescape=autoescape))
+    unsafe = _checked(source)[1]
+    if unsafe:
+        raise UnsafeTemplate(unsafe[0])
+    # A copy on top: tags that set a name ({% firstof … as x %}, {% now … as x %})
+    # write into the context's top mapping, and the values may be read-only.
+    text = _compile(source).render(Context(dict(values), autoescape=autoescape))
+    if len(text) > MAX_OUTPUT:
+        raise UnsafeTemplate(f"The rendered message is longer than {MAX_OUTPUT} characters.")
+    return text

@@ -284,3 +284,53 @@ def _text(body: bytes | str | None) -> str:
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     return (body or "no body").strip()[:200]
+
+
+# --- Event Webhook signatures -----------------------------------------------------------
+
+
+class EventWebhookKeyError(ValueError):
+    """The configured Event Webhook verification key cannot be loaded (not base64
+    DER, not a public key, or not an elliptic-curve key): nothing can be verified."""
+
+
+def verify_event_signature(
+    *, public_key: str, payload: str, signature: str, timestamp: str
+) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Email-Event-Webhook-Signature``
+    header) is SendGrid's ECDSA signature of ``timestamp + payload`` under
+    ``public_key`` (as the SendGrid console shows it), checked with the SDK's
+    ``EventWebhook``.
+
+    A malformed signature or timestamp is simply False: the SDK raises odd
+    exceptions on them (binascii.Error, TypeError, UnicodeError …). A key that
+    cannot be loaded raises :class:`EventWebhookKeyError`, so the caller can
+    tell "not configured" from "bad signature".
+    """
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    verifier = _event_webhook(public_key.strip())
+    try:
+        return verifier.verify_signature(payload, signature, timestamp) is True
+    except (TypeError, ValueError, InvalidSignature, UnsupportedAlgorithm, AttributeError):
+        # ValueError covers binascii.Error and UnicodeError.
+        return False
+
+
+@lru_cache(maxsize=4)
+def _event_webhook(public_key: str):
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    if not public_key:
+        raise EventWebhookKeyError("no SendGrid Event Webhook public key is set")
+    try:
+        verifier = EventWebhook(public_key)
+    except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
+        raise EventWebhookKeyError(f"unloadable key ({type(exc).__name__})") from exc
+    # An RSA or Ed25519 key loads too, but cannot check an ECDSA signature (its
+    # verify() then fails every request with a TypeError, reading as tampering).
+    if not isinstance(verifier.public_key, ec.EllipticCurvePublicKey):
+        raise EventWebhookKeyError("the key is not an elliptic-curve (ECDSA) public key")
+    return verifier

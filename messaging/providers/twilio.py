@@ -178,3 +178,28 @@ def _json(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# --- webhook signatures -----------------------------------------------------------------
+
+
+def verify_request(*, url: str, params: dict, signature: str) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Signature`` header) is Twilio's
+    signature of a request to ``url`` with these form ``params`` (a dict, or a
+    QueryDict whose repeated fields are all signed), checked with the SDK's
+    ``RequestValidator`` and ``TWILIO_AUTH_TOKEN``.
+
+    False, never an exception, for a missing or malformed signature (the SDK
+    raises TypeError on None, UnicodeError on odd text, ValueError on a bad
+    port) or when no auth token is configured.
+    """
+    from twilio.request_validator import RequestValidator
+
+    token = settings.TWILIO_AUTH_TOKEN
+    if not token or not isinstance(signature, str) or not signature:
+        return False
+    try:
+        return RequestValidator(token).validate(url, params, signature) is True
+    except (TypeError, ValueError, AttributeError):
+        # ValueError covers UnicodeError and binascii.Error.
+        return False

@@ -192,7 +192,20 @@ def preferences_apply(
         consent = consent_set(
             customer=customer, channel=channel, status=status, source=source, at=at
         )
-        if status == ConsentStatus.OPTED_IN and channel in LIFTED_BY_OPT_IN:
+        if status == ConsentStatus.OPTED_OUT and consent.status != status and consent.at > at:
+            # The decision on record is stamped later than now (a storefront's
+            # clock running ahead sends "updated_at" in the future). An opt-out
+            # made here now must still be honoured, not confirmed on the page
+            # and ignored. (An opt-in is not forced over it: stamping it in the
+            # future would outvote the shopper's next opt-out elsewhere.)
+            consent = consent_set(
+                customer=customer, channel=channel, status=status, source=source, at=consent.at
+            )
+        if (
+            status == ConsentStatus.OPTED_IN
+            and consent.status == status
+            and channel in LIFTED_BY_OPT_IN
+        ):
             suppression_remove(
                 tenant_id=customer.tenant_id,
                 channel=channel,

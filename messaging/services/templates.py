@@ -272,7 +272,10 @@ def _zone(customer: Customer | None, tenant: Tenant) -> ZoneInfo:
     for name in (getattr(customer, "timezone", ""), tenant.timezone):
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
+        # A customer's timezone is free text in the admin: "America" is a
+        # directory of the tz database (IsADirectoryError), a long one is too
+        # long a file name (OSError), neither is a zone.
+        except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
             continue
     return ZoneInfo("UTC")
 

@@ -29,6 +29,7 @@ NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 EMAIL = "buyer@shop.example"
 PHONE = "+4915112345678"
 NOT_VALID = "This link is not valid or has expired"
+FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture(autouse=True)
@@ -416,3 +417,44 @@ def test_other_methods_are_not_allowed(tenant):
     response = Client().put(_url(_customer(tenant)))
 
     assert response.status_code == 405
+
+
+# --- a decision on record stamped in the future --------------------------------------
+
+LATER = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # a storefront clock two hours ahead
+
+
+def test_one_click_unsubscribe_wins_over_a_consent_stamped_in_the_future(tenant):
+    customer = _customer(tenant)
+    consent_set(customer=customer, channel=Channel.EMAIL, status="opted_in", source="s", at=LATER)
+
+    response = Client().post(_url(customer), data="List-Unsubscribe=One-Click", content_type=FORM)
+
+    assert response.status_code == 200
+    assert _consents(customer) == {"email": (ConsentStatus.OPTED_OUT, "one_click")}
+    assert [t[0] for t in _touchpoints(customer)] == ["message.unsubscribed"]
+
+
+def test_page_unsubscribe_wins_over_a_consent_stamped_in_the_future(tenant):
+    customer = _customer(tenant)
+    consent_set(customer=customer, channel=Channel.SMS, status="opted_in", source="s", at=LATER)
+
+    response = Client().post(_url(customer), {"channel": "sms", "status": "opted_out"})
+
+    assert response.status_code == 302
+    assert _consents(customer) == {"sms": (ConsentStatus.OPTED_OUT, "preferences_page")}
+
+
+def test_opt_in_over_an_opt_out_stamped_in_the_future_says_so_and_lifts_nothing(tenant):
+    customer = _customer(tenant)
+    consent_set(customer=customer, channel=Channel.SMS, status="opted_out", source="s", at=LATER)
+    Suppression.objects.create(
+        tenant=tenant, channel="sms", address=PHONE, reason=SuppressionReason.SMS_STOP
+    )
+
+    response = Client().post(_url(customer), {"channel": "sms", "status": "opted_in"})
+
+    assert response.status_code == 409
+    assert "A more recent choice for this channel is on record" in response.content.decode()
+    assert _consents(customer) == {"sms": (ConsentStatus.OPTED_OUT, "s")}
+    assert Suppression.objects.for_tenant(tenant).count() == 1

@@ -14,6 +14,7 @@ stays unprocessed (with the error as its outcome) for the sweeper to retry.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ APPLY_BATCH = 500
 MAX_EVENT_ID = 200
 MAX_KIND = 30
 MAX_OUTCOME = 200
+# Deeper than this a payload is cut (the views refuse such bodies already).
+MAX_PAYLOAD_DEPTH = 32
 # Touchpoints recorded by callbacks carry this source, one per provider family.
 TOUCHPOINT_SOURCE = {"sendgrid": "sendgrid", "twilio_status": "twilio", "twilio_inbound": "twilio"}
 
@@ -73,6 +76,7 @@ def events_store(*, provider: str, events: Sequence[EventIn]) -> tuple[list[int]
     of ``events`` were already known."""
     unique: dict[str, EventIn] = {}
     for event in events:
+        event = storable_event(event)
         unique.setdefault(event.event_id[:MAX_EVENT_ID], event)
     if not unique:
         return [], len(events)
@@ -102,6 +106,44 @@ def events_store(*, provider: str, events: Sequence[EventIn]) -> tuple[list[int]
         ).values_list("pk", flat=True)
     )
     return ids, len(events) - len(fresh)
+
+
+def storable_event(event: EventIn) -> EventIn:
+    """The event as PostgreSQL can store it. Callback fields carry text that
+    senders control (an SMS body, a user agent): a NUL character or a lone UTF-16
+    surrogate (``"\\ud800"`` in JSON) makes the insert fail, which would answer the
+    provider 5xx on every retry and lose the event. They become U+FFFD; numbers
+    JSON cannot hold (NaN, infinities) become null."""
+    payload = _storable(event.payload)
+    return EventIn(
+        event_id=_text(event.event_id),
+        kind=_text(event.kind),
+        payload=payload if isinstance(payload, dict) else {},
+    )
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def _storable(value: object, depth: int = 0) -> object:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict | list | tuple):
+        if depth >= MAX_PAYLOAD_DEPTH:
+            return None
+        if isinstance(value, dict):
+            return {_text(str(k)): _storable(v, depth + 1) for k, v in value.items()}
+        return [_storable(v, depth + 1) for v in value]
+    return value
 
 
 def events_apply(event_ids: Iterable[int]) -> dict[int, Applied]:

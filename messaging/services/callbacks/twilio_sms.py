@@ -22,8 +22,8 @@ from django.db import transaction
 from django.urls import reverse
 
 from commerce.identity import BadIdentifier, normalize_phone
-from commerce.models import Channel, ConsentStatus, TouchpointCategory
-from commerce.selectors import customers_by_phone
+from commerce.models import Channel, ConsentStatus, Customer, TouchpointCategory
+from commerce.selectors import consents_for, customers_by_phone
 from commerce.services.customers import consent_set
 from commerce.services.touchpoints import TouchpointIn
 from messaging.models import (
@@ -33,6 +33,7 @@ from messaging.models import (
     ProviderEvent,
     Reason,
     Status,
+    Suppression,
     SuppressionReason,
 )
 from messaging.services.callbacks.store import (
@@ -77,6 +78,10 @@ ERROR_SUPPRESSIONS: dict[str, str] = {
 }
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+# YES is also an everyday answer ("Happy with your order? Reply YES or NO"): it
+# opts *back* in a number that opted out, and is otherwise a reply like any
+# other, never a fresh consent to marketing texts.
+RESUME_ONLY_WORDS = frozenset({"YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 
 
@@ -319,7 +324,9 @@ def apply_inbound(row: ProviderEvent) -> Applied:
         # No reply of ours: Twilio's opt-out handling confirms STOP itself, and
         # once it has, a message from us to this number would fail with 21610.
         done.outcome = f"{keyword}: suppressed, {len(customers)} customer(s) opted out"
-    elif keyword in START_WORDS:
+    elif keyword in START_WORDS and (
+        keyword not in RESUME_ONLY_WORDS or _opted_out(tenant_id, from_number, customers)
+    ):
         lifted = suppression_remove(
             tenant_id=tenant_id,
             channel=Channel.SMS,
@@ -356,6 +363,19 @@ def apply_inbound(row: ProviderEvent) -> Applied:
         handler, done.reply = _offer_to_hooks(sms)
         done.outcome = f"reply handled by {handler}" if handler else "reply recorded"
     return done
+
+
+def _opted_out(tenant_id: int, number: str, customers: list[Customer]) -> bool:
+    """Whether this number texted STOP, or one of its customers opted out of SMS."""
+    stopped = (
+        Suppression.objects.for_tenant(tenant_id)
+        .filter(channel=Channel.SMS, address=number, reason=SuppressionReason.SMS_STOP)
+        .exists()
+    )
+    if stopped:
+        return True
+    consents = consents_for(tenant_id=tenant_id, customer_ids=[c.pk for c in customers])
+    return any(consents.get((c.pk, Channel.SMS)) == ConsentStatus.OPTED_OUT for c in customers)
 
 
 def _offer_to_hooks(sms: InboundSms) -> tuple[str, str | None]:
