@@ -38,7 +38,8 @@ class MessageAdmin(TenantAdmin):
     list_display += ["reason", "source"]
     list_filter = ["status", "channel", "category", "reason", "source"]
     search_fields = ["to_address", "idempotency_key", "provider_id", "=customer__email"]
-    list_select_related = ["customer"]
+    # The tenant column appears in the platform operators' all-stores view.
+    list_select_related = ["tenant"]
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["channel", "category", "customer_link", "to_address", "status"]}),
@@ -184,7 +185,7 @@ class ChannelConsentAdmin(TenantAdmin):
     list_display = ["customer_link", "channel", "status", "source", "at"]
     list_filter = ["channel", "status", "source"]
     search_fields = ["=customer__email", "=customer__phone"]
-    list_select_related = ["customer"]
+    list_select_related = ["customer", "tenant"]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):

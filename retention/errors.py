@@ -65,6 +65,14 @@ def wants_json(path: str) -> bool:
     return path.startswith(("/api/", "/hooks/"))
 
 
+def handler400(request, exception=None):
+    if wants_json(request.path):
+        return json_error(400, "bad_request", "The request is malformed.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
 def handler404(request, exception=None):
     if wants_json(request.path):
         return json_error(404, "not_found", "Not found.")

@@ -42,5 +42,6 @@ urlpatterns = [
     path("", include("messaging.urls_pages")),
 ]
 
+handler400 = "retention.errors.handler400"
 handler404 = "retention.errors.handler404"
 handler500 = "retention.errors.handler500"

@@ -243,7 +243,10 @@ def customer_update(
 
 
 def consent_from_payload(*, customer: Customer, data: dict, source: str) -> None:
-    at = data.get("updated_at") or clock.now()
+    # A storefront clock ahead of ours must not make its decision outrank the
+    # shopper's next one (an unsubscribe a minute later would be ignored).
+    now = clock.now()
+    at = min(data.get("updated_at") or now, now)
     for field, channel in (("accepts_email", Channel.EMAIL), ("accepts_sms", Channel.SMS)):
         if data.get(field) is not None:
             consent_set(

@@ -117,6 +117,12 @@ def message_enqueue(
         return existing
 
     if template is not None:
+        if category != Category.TEST and template.category != category:
+            raise _invalid(
+                "category",
+                f"Template {template.name!r} is {template.category}; it cannot be sent as "
+                f"{category} (marketing rules would be skipped or misapplied).",
+            )
         if template.channel != channel:
             raise _invalid(
                 "template", f"Template {template.name!r} is for {template.channel}, not {channel}."
@@ -209,11 +215,13 @@ def message_advance(
             changed.append("provider_id")
         moved = STATUS_RANK[status] > STATUS_RANK[message.status]
         if moved:
-            message.status = status
-            changed.append("status")
-            if message.claim is not None:
+            # A message still `sending` keeps its claim: the sender records its
+            # provider id and send time by it once the call returns.
+            if message.claim is not None and message.status != Status.SENDING:
                 message.claim, message.lease_until = None, None
                 changed += ["claim", "lease_until"]
+            message.status = status
+            changed.append("status")
             if reason or detail:
                 message.reason, message.detail = reason, detail[:500]
                 changed += ["reason", "detail"]

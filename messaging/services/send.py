@@ -110,7 +110,8 @@ def _tz(name: str, fallback: ZoneInfo) -> ZoneInfo:
         return fallback
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name such as "America" is a directory of the tz database.
         return fallback
 
 
@@ -256,14 +257,19 @@ def _outgoing(m: Message, ms: MessagingSettings) -> Outgoing:
 
 
 def _record(tenant_id: int, pk: int, claim: uuid.UUID, **fields) -> bool:
-    done = (
-        Message.objects.for_tenant(tenant_id)
-        .filter(pk=pk, claim=claim)
-        .update(claim=None, lease_until=None, updated_at=clock.now(), **fields)
-    )
-    if not done:
-        logger.error("messaging.claim_lost tenant_id=%s message_id=%s", tenant_id, pk)
-    return bool(done)
+    """Record the outcome of a claimed message. A provider callback may have
+    overtaken us (moved it past ``sending``): its news is newer, so only the
+    claim is dropped then."""
+    rows = Message.objects.for_tenant(tenant_id).filter(pk=pk, claim=claim)
+    now = clock.now()
+    if rows.filter(status=Status.SENDING).update(
+        claim=None, lease_until=None, updated_at=now, **fields
+    ):
+        return True
+    if rows.update(claim=None, lease_until=None, updated_at=now):
+        return True
+    logger.error("messaging.claim_lost tenant_id=%s message_id=%s", tenant_id, pk)
+    return False
 
 
 # The hot statement of the send path, once per message: plain SQL, because the
@@ -399,6 +405,21 @@ def _record_unknown(tenant_id, pk, claim, reason, detail, at) -> None:
     logger.warning("messaging.unknown tenant_id=%s message_id=%s detail=%s", tenant_id, pk, detail)
 
 
+def _release(tenant_id: int, claim: uuid.UUID) -> int:
+    """Back to the queue: the claimed messages not yet sent or recorded."""
+    return (
+        Message.objects.for_tenant(tenant_id)
+        .filter(claim=claim, status=Status.SENDING)
+        .update(
+            status=Status.QUEUED,
+            claim=None,
+            lease_until=None,
+            attempts=F("attempts") - 1,
+            updated_at=clock.now(),
+        )
+    )
+
+
 def send_batch(*, tenant_id: int, message_ids: list[int]) -> dict[str, int]:
     """Claim, check and send these messages (those still pending and due).
     Returns counts per outcome."""
@@ -407,16 +428,22 @@ def send_batch(*, tenant_id: int, message_ids: list[int]) -> dict[str, int]:
     _mark_not_ready(tenant_id, message_ids, now)
     if not _claim(tenant_id, message_ids, claim, now):
         return {}
-    tenant = Tenant.objects.get(pk=tenant_id)
-    ms = messaging_settings(tenant_id)
-    messages = list(
-        Message.objects.for_tenant(tenant_id)
-        .filter(claim=claim, status=Status.SENDING)
-        .select_related("customer")
-        .order_by("pk")
-    )
-    verdicts = _check(messages, tenant=tenant, ms=ms, now=now)
-    _apply_verdicts(tenant_id, claim, verdicts, now)
+    try:
+        tenant = Tenant.objects.get(pk=tenant_id)
+        ms = messaging_settings(tenant_id)
+        messages = list(
+            Message.objects.for_tenant(tenant_id)
+            .filter(claim=claim, status=Status.SENDING)
+            .select_related("customer")
+            .order_by("pk")
+        )
+        verdicts = _check(messages, tenant=tenant, ms=ms, now=now)
+        _apply_verdicts(tenant_id, claim, verdicts, now)
+    except BaseException:
+        # Nothing was sent yet: give the batch back rather than let the sweeper
+        # take its first message for one that may have gone out.
+        _release(tenant_id, claim)
+        raise
     counts: dict[str, int] = defaultdict(int)
     for status, *_ in verdicts.values():
         counts[status] += 1
@@ -433,17 +460,9 @@ def send_batch(*, tenant_id: int, message_ids: list[int]) -> dict[str, int]:
     last_start = now + LEASE - timedelta(seconds=settings.PROVIDER_TIMEOUT + 5)
     sent: list[Message] = [m for m in go if m.channel == Channel.IN_APP]
     provider_messages = [m for m in go if m.channel != Channel.IN_APP]
-    for i, m in enumerate(provider_messages):
+    for m in provider_messages:
         if clock.now() > last_start:
-            rest = [r.pk for r in provider_messages[i:]]
-            Message.objects.for_tenant(tenant_id).filter(pk__in=rest, claim=claim).update(
-                status=Status.QUEUED,
-                claim=None,
-                lease_until=None,
-                attempts=F("attempts") - 1,
-                updated_at=clock.now(),
-            )
-            counts["released"] += len(rest)
+            counts["released"] += _release(tenant_id, claim)
             break
         outcome = _send_one(m, claim, ms)
         counts[outcome] += 1

@@ -192,3 +192,28 @@ def test_profile_updates_keep_old_email_as_identity(tenant):
     )
     assert customer.email == "new@x.com"
     assert customer_resolve(tenant=tenant, ref=CustomerRef(email="old@x.com")).pk == customer.pk
+
+
+def test_a_storefront_consent_stamped_in_the_future_counts_as_now(tenant):
+    clock.set_now(T0)
+    customer = customer_upsert(
+        tenant=tenant,
+        source="storefront",
+        data={
+            "id": "1",
+            "email": "a@x.com",
+            "accepts_email": True,
+            "updated_at": T0 + timedelta(days=1),
+        },
+    )
+    consent = ChannelConsent.objects.for_tenant(tenant).get()
+    assert consent.at == T0
+    # The shopper's unsubscribe a minute later wins.
+    consent_set(
+        customer=customer,
+        channel="email",
+        status="opted_out",
+        source="preferences_page",
+        at=T0 + timedelta(minutes=1),
+    )
+    assert ChannelConsent.objects.for_tenant(tenant).get().status == "opted_out"

@@ -110,3 +110,10 @@ def test_the_inbox_needs_an_api_key_and_marking_read_needs_write_scope(
         HTTP_AUTHORIZATION=f"Bearer {read_only_key}",
     )
     assert response.status_code == 403
+
+
+def test_a_request_with_too_many_parameters_gets_a_json_400(tenant, customer, api_client):
+    query = "&".join(f"p{i}=1" for i in range(1200))
+    response = api_client.get(f"/api/v1/customers/{customer.pk}/inbox/?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"

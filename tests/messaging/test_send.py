@@ -451,3 +451,54 @@ def test_a_merge_moves_the_merged_customers_messages_and_the_cap_counts_them(
     fourth = _queue(tenant, survivor, "m4")
     assert _send(tenant, fourth) == {"suppressed": 1}
     assert _reload(fourth).reason == Reason.FREQUENCY_CAP
+
+
+def test_an_unusable_customer_timezone_falls_back_to_the_stores(tenant, sender, fake_provider):
+    customer = _customer(tenant, timezone="America")  # a directory of the tz database
+    with clock.travel_to(datetime(2026, 6, 1, 19, 30, tzinfo=UTC)):  # 21:30 in Berlin
+        message = _queue(tenant, customer, "m")
+        assert _send(tenant, message) == {"deferred": 1}
+    assert _reload(message).due_at == datetime(2026, 6, 2, 6, 0, tzinfo=UTC)
+
+
+def test_a_callback_that_overtakes_the_send_keeps_its_status_and_the_send_is_recorded(
+    tenant, sender, fake_provider, now
+):
+    import uuid
+
+    from messaging.services.outbox import message_advance
+    from messaging.services.send import _record_sent
+
+    message = _queue(tenant, _customer(tenant), "m")
+    claim = uuid.uuid4()
+    _claim(tenant.pk, [message.pk], claim, now)
+    # The provider's "delivered" arrives before the worker records its call.
+    assert message_advance(tenant_id=tenant.pk, message_id=message.pk, status=Status.DELIVERED)
+    assert _record_sent(tenant.pk, message.pk, claim, "SG-123")
+
+    message = _reload(message)
+    assert (message.status, message.provider_id, message.sent_at, message.claim) == (
+        Status.DELIVERED,
+        "SG-123",
+        now,
+        None,
+    )
+
+
+def test_a_marketing_template_cannot_be_queued_as_transactional(tenant):
+    from messaging.models import Template
+    from retention.errors import InvalidInput
+
+    template = Template.objects.create(
+        tenant=tenant, name="Promo", channel="email", category="marketing", subject="Hi", text="Hi"
+    )
+    with pytest.raises(InvalidInput) as err:
+        message_enqueue(
+            tenant=tenant,
+            customer=_customer(tenant),
+            channel="email",
+            category="transactional",
+            idempotency_key="k",
+            template=template,
+        )
+    assert list(err.value.fields) == ["category"]
