@@ -84,10 +84,17 @@ def main() -> int:
 
         from messaging.services.sweep import messages_dispatch_due
 
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         handed = messages_dispatch_due(grace=_zero(), limit=len(ids) + 1)
         elapsed = _wait_done(tenant_id, started)
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds().items()}
         _report(tenant_id, ids, handed, elapsed, fake_url)
+        print(
+            "CPU seconds while sending: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+            + f" (of {2 * elapsed:.1f} on 2 cores; {os.cpu_count()} here)"
+        )
     finally:
         for proc in CHILDREN:
             _stop(proc)
@@ -113,6 +120,42 @@ def _describe(args) -> str:
     if args.pool == "prefork":
         return f"celery worker -Q dispatch --pool prefork -c {args.workers}"
     return f"{args.workers} x celery worker -Q dispatch --pool threads -c {args.threads}"
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the workers (with their children), the fake
+    provider, PostgreSQL's processes and this process."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def tree(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        own = (int(fields[11]) + int(fields[12])) / tick
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        kids = children.read_text().split() if children.exists() else []
+        return own + sum(tree(int(k)) for k in kids)
+
+    workers = sum(tree(p.pid) for p in CHILDREN if "celery" in " ".join(p.args))
+    fake = sum(tree(p.pid) for p in CHILDREN if "fake_provider" in " ".join(p.args))
+    postgres = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if proc.joinpath("comm").read_text().strip() == "postgres":
+                    postgres += _own(proc, tick)
+    return {
+        "workers": workers,
+        "fake provider": fake,
+        "postgres": postgres,
+        "bench": time.process_time(),
+    }
+
+
+def _own(proc: Path, tick: int) -> float:
+    fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def _zero():

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 
 from commerce.models import Customer, Touchpoint
 from commerce.services.customers import CustomerRef, customer_facts_changed, customer_resolve
@@ -109,21 +113,57 @@ def touchpoints_record_many(*, tenant_id: int, source: str, items: list[Touchpoi
     were offered."""
     if not items:
         return 0
-    Touchpoint.objects.bulk_create(
-        [
-            Touchpoint(
-                tenant_id=tenant_id,
-                customer_id=item.customer_id,
-                category=item.category,
-                kind=item.kind,
-                source=source,
-                occurred_at=item.occurred_at,
-                properties=item.properties,
-                external_id=item.external_id,
-            )
-            for item in items
-        ],
-        ignore_conflicts=True,
-    )
+    if connection.vendor == "postgresql":
+        _insert_unnest(tenant_id, source, items)
+    else:
+        Touchpoint.objects.bulk_create(
+            [
+                Touchpoint(
+                    tenant_id=tenant_id,
+                    customer_id=item.customer_id,
+                    category=item.category,
+                    kind=item.kind,
+                    source=source,
+                    occurred_at=item.occurred_at,
+                    properties=item.properties,
+                    external_id=item.external_id,
+                )
+                for item in items
+            ],
+            ignore_conflicts=True,
+        )
     customer_facts_changed(tenant_id, {item.customer_id for item in items}, "touchpoint")
     return len(items)
+
+
+# The send path records a touchpoint per message sent: one statement over
+# arrays costs a fraction of building and binding a model instance per row.
+_INSERT_UNNEST = """
+    INSERT INTO commerce_touchpoint
+        (tenant_id, customer_id, category, kind, source, occurred_at, properties,
+         external_id, created_at)
+    SELECT %s, t.customer_id, t.category, t.kind, %s, t.occurred_at, t.properties::jsonb,
+           t.external_id, %s
+      FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
+                  %s::text[])
+           AS t(customer_id, category, kind, occurred_at, properties, external_id)
+    ON CONFLICT DO NOTHING
+"""
+
+
+def _insert_unnest(tenant_id: int, source: str, items: list[TouchpointIn]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_UNNEST,
+            [
+                tenant_id,
+                source,
+                clock.now(),
+                [i.customer_id for i in items],
+                [i.category for i in items],
+                [i.kind for i in items],
+                [i.occurred_at for i in items],
+                [json.dumps(i.properties, cls=DjangoJSONEncoder) for i in items],
+                [i.external_id for i in items],
+            ],
+        )

@@ -287,13 +287,19 @@ def _record_sent(tenant_id: int, pk: int, claim: uuid.UUID, provider_id: str) ->
     """A fast provider's callback may already have moved the row past `sent`:
     the status then stays, the provider id and send time are still stored."""
     now = clock.now()
-    claim_db = Message._meta.get_field("claim").get_db_prep_value(claim, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_SENT,
-            [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim_db],
-        )
-        done = cursor.rowcount
+    if connection.vendor == "postgresql":
+        # A server-side prepared statement: planned once per connection.
+        connection.ensure_connection()
+        params = [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim]
+        done = connection.connection.execute(_RECORD_SENT, params, prepare=True).rowcount
+    else:
+        claim_db = Message._meta.get_field("claim").get_db_prep_value(claim, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RECORD_SENT,
+                [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim_db],
+            )
+            done = cursor.rowcount
     if not done:
         logger.error("messaging.claim_lost tenant_id=%s message_id=%s", tenant_id, pk)
     return bool(done)
