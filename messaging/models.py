@@ -244,10 +244,19 @@ class Message(TenantOwnedModel):
                 condition=Q(status__in=["queued", "deferred"]),
                 name="message_pending_due",
             ),
+            # In-flight messages: the sweeper's lease check scans this small
+            # index whole; the cap reads another batch's claims per customer.
             models.Index(
-                fields=["lease_until"],
+                fields=["tenant", "customer"],
                 condition=Q(status="sending"),
-                name="message_sending_lease",
+                name="message_sending_cust",
+            ),
+            # The frequency cap: a customer's recent marketing email/SMS by send
+            # time, without reading the rest of their (or the tenant's) outbox.
+            models.Index(
+                fields=["tenant", "customer", "sent_at"],
+                condition=Q(category="marketing", channel__in=["email", "sms"]),
+                name="message_cap_sent",
             ),
             models.Index(
                 fields=["provider_id"], condition=~Q(provider_id=""), name="message_provider_id"

@@ -73,15 +73,26 @@ def ready_channels() -> list[str]:
 
 
 def _claim(tenant_id: int, message_ids: list[int], claim: uuid.UUID, now: datetime) -> list[int]:
+    """Lock the given rows by primary key and claim those still pending and due.
+
+    The lock names nothing but ids on purpose: with a status or due-time
+    condition the planner may pick the pending index and read every pending
+    message of the platform per batch whenever its statistics lag a burst.
+    """
+    ready = set(ready_channels())
     with transaction.atomic():
-        ids = list(
+        rows = (
             Message.objects.for_tenant(tenant_id)
-            .filter(pk__in=message_ids, status__in=PENDING, due_at__lte=now)
-            .filter(channel__in=ready_channels())
+            .filter(pk__in=message_ids)
             .select_for_update(skip_locked=True)
             .order_by("pk")
-            .values_list("pk", flat=True)
+            .values_list("pk", "status", "due_at", "channel")
         )
+        ids = [
+            pk
+            for pk, status, due_at, channel in rows
+            if status in PENDING and due_at <= now and channel in ready
+        ]
         if ids:
             Message.objects.for_tenant(tenant_id).filter(pk__in=ids).update(
                 status=Status.SENDING,
@@ -95,9 +106,12 @@ def _claim(tenant_id: int, message_ids: list[int], claim: uuid.UUID, now: dateti
 
 def _mark_not_ready(tenant_id: int, message_ids: list[int], now: datetime) -> None:
     """Pending messages on a channel with no provider key stay in the outbox."""
-    Message.objects.for_tenant(tenant_id).filter(
-        pk__in=message_ids, status__in=PENDING, due_at__lte=now
-    ).exclude(channel__in=ready_channels()).exclude(reason=Reason.NO_PROVIDER).update(
+    ready = ready_channels()
+    if len(ready) == len(Channel.values):
+        return
+    Message.objects.for_tenant(tenant_id).filter(pk__in=message_ids).filter(
+        status__in=PENDING, due_at__lte=now
+    ).exclude(channel__in=ready).exclude(reason=Reason.NO_PROVIDER).update(
         reason=Reason.NO_PROVIDER, updated_at=now
     )
 
@@ -273,13 +287,16 @@ def _record(tenant_id: int, pk: int, claim: uuid.UUID, **fields) -> bool:
 
 
 # The hot statement of the send path, once per message: plain SQL, because the
-# ORM's compilation of it cost as much as the database's work.
+# ORM's compilation of it cost as much as the database's work. `tenant_id + 0`
+# keeps the tenant check but not as an index condition: for a tenant newer than
+# the table's statistics the planner guesses "one row" for the tenant and may
+# read all the tenant's messages through a (tenant, ...) index instead of one.
 _RECORD_SENT = """
     UPDATE messaging_message
        SET status = CASE WHEN status = %s THEN %s ELSE status END,
            provider_id = %s, sent_at = COALESCE(sent_at, %s),
            claim = NULL, lease_until = NULL, reason = '', detail = '', updated_at = %s
-     WHERE tenant_id = %s AND id = %s AND claim = %s
+     WHERE id = %s AND tenant_id + 0 = %s AND claim = %s
 """
 
 
@@ -288,16 +305,17 @@ def _record_sent(tenant_id: int, pk: int, claim: uuid.UUID, provider_id: str) ->
     the status then stays, the provider id and send time are still stored."""
     now = clock.now()
     if connection.vendor == "postgresql":
-        # A server-side prepared statement: planned once per connection.
+        # Straight on the driver's connection: Django's cursor wrappers cost
+        # more than the statement on this path.
         connection.ensure_connection()
-        params = [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim]
-        done = connection.connection.execute(_RECORD_SENT, params, prepare=True).rowcount
+        params = [Status.SENDING, Status.SENT, provider_id, now, now, pk, tenant_id, claim]
+        done = connection.connection.execute(_RECORD_SENT, params).rowcount
     else:
         claim_db = Message._meta.get_field("claim").get_db_prep_value(claim, connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 _RECORD_SENT,
-                [Status.SENDING, Status.SENT, provider_id, now, now, tenant_id, pk, claim_db],
+                [Status.SENDING, Status.SENT, provider_id, now, now, pk, tenant_id, claim_db],
             )
             done = cursor.rowcount
     if not done:
