@@ -4,9 +4,10 @@ Exactly once, even with duplicate task deliveries, racing workers and crashes:
 
 1. **Claim.** Pending rows move to ``sending`` under a fresh claim id with
    ``FOR UPDATE SKIP LOCKED``; a second task for the same ids finds nothing.
-2. **Check** the batch set-based (consents, suppressions, cap counts in three
-   queries): a message that may not go is recorded ``suppressed`` (with the
-   reason) or ``deferred`` to the end of quiet hours, before any provider call.
+2. **Check** the batch set-based (``messaging.services.checks``: consents,
+   suppressions, cap counts in three queries): a message that may not go is
+   recorded ``suppressed`` (with the reason) or ``deferred`` to the end of quiet
+   hours, before any provider call.
 3. **Send** one by one in id order, recording each outcome right after its call.
    A worker that dies leaves its unrecorded rows ``sending``; because calls go in
    id order, only the lowest of them can have reached the provider. When the
@@ -21,31 +22,28 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from commerce.models import Channel, TouchpointCategory
-from commerce.selectors import consents_for
 from commerce.services.touchpoints import TouchpointIn, touchpoints_record_many
 from commerce.tokens import preferences_page_url
 from messaging import policy
 from messaging.models import (
     PENDING,
-    SENT_LIKE,
     Category,
     Message,
     MessagingSettings,
     Reason,
     Status,
-    Suppression,
     SuppressionReason,
 )
 from messaging.providers import adapter_for
 from messaging.providers.base import OutcomeUnknown, Outgoing, PermanentError, TransientError
+from messaging.services.checks import batch_check, verdicts_apply
 from messaging.services.outbox import messaging_settings, suppression_add
 from retention import clock
 from retention.models import Tenant
@@ -55,8 +53,6 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 100
 LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 8
-# A tenant with no sender for a channel: look again in an hour, not every sweep.
-NOT_READY_RECHECK = timedelta(hours=1)
 TWILIO_STOP_CODE = 21610
 
 
@@ -114,130 +110,6 @@ def _mark_not_ready(tenant_id: int, message_ids: list[int], now: datetime) -> No
     ).exclude(channel__in=ready).exclude(reason=Reason.NO_PROVIDER).update(
         reason=Reason.NO_PROVIDER, updated_at=now
     )
-
-
-# --- 2. check -----------------------------------------------------------------------
-
-
-def _tz(name: str, fallback: ZoneInfo) -> ZoneInfo:
-    if not name:
-        return fallback
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # OSError: a name such as "America" is a directory of the tz database.
-        return fallback
-
-
-def _sender_missing(message: Message, ms: MessagingSettings) -> str:
-    if message.category == Category.TEST and message.channel == Channel.EMAIL:
-        return ""
-    if message.channel == Channel.EMAIL and not (ms.from_email or settings.MESSAGING_FROM_EMAIL):
-        return "Set the store's sender address in Messaging settings."
-    if message.channel == Channel.SMS and not ms.sms_from:
-        return "Set the store's SMS number in Messaging settings."
-    return ""
-
-
-def _check(
-    messages: list[Message], *, tenant: Tenant, ms: MessagingSettings, now: datetime
-) -> dict[int, tuple[str, str, str, datetime | None]]:
-    """Verdicts for the messages that may not go now:
-    id → (status, reason, detail, due_at)."""
-    tenant_id = tenant.pk
-    customer_ids = [m.customer_id for m in messages if m.customer_id]
-    consents = consents_for(tenant_id=tenant_id, customer_ids=customer_ids)
-    suppressed = dict(
-        (((c, a), r))
-        for c, a, r in Suppression.objects.for_tenant(tenant_id)
-        .filter(address__in={m.to_address for m in messages if m.to_address})
-        .values_list("channel", "address", "reason")
-    )
-    capped = [
-        m for m in messages if policy.counts_toward_cap(channel=m.channel, category=m.category)
-    ]
-    since = now - timedelta(days=ms.frequency_cap_days)
-    cap_customers = {m.customer_id for m in capped}
-    sent_counts: dict[int, int] = {}
-    others_sending: dict[int, list[int]] = defaultdict(list)
-    if cap_customers:
-        marketing = Message.objects.for_tenant(tenant_id).filter(
-            customer_id__in=cap_customers,
-            category=Category.MARKETING,
-            channel__in=(Channel.EMAIL, Channel.SMS),
-        )
-        sent_counts = dict(
-            marketing.filter(status__in=SENT_LIKE, sent_at__gte=since)
-            .values("customer_id")
-            .annotate(n=Count("pk"))
-            .values_list("customer_id", "n")
-        )
-        mine = {m.pk for m in messages}
-        for customer_id, pk in marketing.filter(status=Status.SENDING).values_list(
-            "customer_id", "pk"
-        ):
-            if pk not in mine:
-                others_sending[customer_id].append(pk)
-
-    store_tz = tenant.tzinfo
-    verdicts: dict[int, tuple[str, str, str, datetime | None]] = {}
-    allowed_marketing: dict[int, int] = defaultdict(int)
-    for m in messages:  # in id order: an earlier intended send wins the cap
-        missing = _sender_missing(m, ms)
-        if missing:
-            verdicts[m.pk] = (Status.QUEUED, Reason.NO_PROVIDER, missing, now + NOT_READY_RECHECK)
-            continue
-        if m.channel != Channel.IN_APP and not m.to_address:
-            verdicts[m.pk] = (Status.SUPPRESSED, Reason.NO_ADDRESS, f"no {m.channel} address", None)
-            continue
-        decision = policy.consent_decision(
-            channel=m.channel,
-            category=m.category,
-            consent=consents.get((m.customer_id, m.channel)),
-            suppression=suppressed.get((m.channel, m.to_address)),
-            email_requires_opt_in=ms.email_requires_opt_in,
-        )
-        if decision:
-            verdicts[m.pk] = (Status.SUPPRESSED, decision[0], decision[1], None)
-            continue
-        if ms.quiet_hours_enabled and policy.quiet_hours_apply(
-            channel=m.channel, category=m.category
-        ):
-            tz = _tz(m.customer.timezone if m.customer else "", store_tz)
-            until = policy.quiet_until(now=now, tz=tz, start=ms.quiet_start, end=ms.quiet_end)
-            if until is not None:
-                detail = f"quiet hours in {tz.key}; due {until:%Y-%m-%d %H:%M %Z}"
-                verdicts[m.pk] = (Status.DEFERRED, Reason.QUIET_HOURS, detail, until)
-                continue
-        if policy.counts_toward_cap(channel=m.channel, category=m.category):
-            c = m.customer_id
-            earlier = sum(1 for pk in others_sending[c] if pk < m.pk)
-            if sent_counts.get(c, 0) + earlier + allowed_marketing[c] >= ms.frequency_cap:
-                detail = f"{ms.frequency_cap} marketing messages in {ms.frequency_cap_days} days"
-                verdicts[m.pk] = (Status.SUPPRESSED, Reason.FREQUENCY_CAP, detail, None)
-                continue
-            allowed_marketing[c] += 1
-    return verdicts
-
-
-def _apply_verdicts(tenant_id: int, claim: uuid.UUID, verdicts: dict, now: datetime) -> None:
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for pk, (status, reason, detail, due_at) in verdicts.items():
-        groups[(status, reason, detail, due_at)].append(pk)
-    for (status, reason, detail, due_at), ids in groups.items():
-        fields = {"status": status, "reason": reason, "detail": detail[:500], "updated_at": now}
-        if status in PENDING:
-            fields |= {"due_at": due_at, "attempts": F("attempts") - 1}
-        Message.objects.for_tenant(tenant_id).filter(
-            pk__in=ids, claim=claim, status=Status.SENDING
-        ).update(claim=None, lease_until=None, **fields)
-        logger.info(
-            "messaging.held tenant_id=%s status=%s reason=%s count=%s",
-            tenant_id,
-            status,
-            reason,
-            len(ids),
-        )
 
 
 # --- 3. send ------------------------------------------------------------------------
@@ -461,8 +333,8 @@ def send_batch(*, tenant_id: int, message_ids: list[int]) -> dict[str, int]:
             .select_related("customer")
             .order_by("pk")
         )
-        verdicts = _check(messages, tenant=tenant, ms=ms, now=now)
-        _apply_verdicts(tenant_id, claim, verdicts, now)
+        verdicts = batch_check(messages, tenant=tenant, ms=ms, now=now)
+        verdicts_apply(tenant_id, claim, verdicts, now)
     except BaseException:
         # Nothing was sent yet: give the batch back rather than let the sweeper
         # take its first message for one that may have gone out.
