@@ -288,7 +288,9 @@ def _send_one(m: Message, claim: uuid.UUID, ms: MessagingSettings) -> str:
     return "sent"
 
 
-def _record_unknown(tenant_id, pk, claim, reason, detail, at) -> None:
+def _record_unknown(
+    tenant_id: int, pk: int, claim: uuid.UUID, reason: str, detail: str, at: datetime
+) -> None:
     _record(
         tenant_id,
         pk,
