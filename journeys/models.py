@@ -386,11 +386,12 @@ class Enrollment(TenantOwnedModel):
             )
         ]
         indexes = [
-            # The dispatcher's claim: only active rows, by due time.
+            # The dispatcher's claim: only live rows, by due time. Held-out
+            # rows walk the steps too (recording what they would have got).
             models.Index(
                 fields=["tenant", "next_run_at"],
                 name="enrollment_due",
-                condition=Q(status="active"),
+                condition=Q(status__in=["active", "held_out"]),
             ),
             models.Index(fields=["tenant", "customer", "status"], name="enrollment_customer"),
             models.Index(fields=["tenant", "journey", "status"], name="enrollment_journey"),

@@ -124,6 +124,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "segments.*": {"queue": "segments"},
     "messaging.*": {"queue": "dispatch"},
+    "journeys.*": {"queue": "dispatch"},
 }
 CELERY_TASK_QUEUES_NAMES = ("ingest", "dispatch", "segments", "scoring", "default")
 CELERY_TASK_SERIALIZER = "json"
@@ -253,4 +254,8 @@ CELERY_BEAT_SCHEDULE = {
     # Sends what is due (deferred, retried, lost on the way), recovers batches of
     # dead workers, applies provider callbacks not yet applied.
     "messaging-sweep": {"task": "messaging.sweep", "schedule": 30.0},
+    # Reads new triggers and takes due journey steps, per tenant.
+    "journeys-tick": {"task": "journeys.tick", "schedule": 60.0},
+    # Delivers outbound journey webhooks that are due (retries, lost tasks).
+    "journeys-sweep-webhooks": {"task": "journeys.sweep_webhooks", "schedule": 60.0},
 }

@@ -32,7 +32,7 @@ from commerce.models import (
     TouchpointCategory,
 )
 from commerce.services.customers import CustomerRef, consent_from_payload, customer_resolve
-from commerce.services.touchpoints import touchpoint_record
+from commerce.services.touchpoints import TouchpointIn, touchpoint_record, touchpoints_record_many
 from retention import clock
 from retention.errors import DomainError
 from retention.models import Tenant
@@ -313,6 +313,21 @@ def fulfillment_update(*, tenant: Tenant, data: dict, source: str) -> Fulfillmen
             defaults={"message": (data.get("message") or "")[:500]},
         )
         if fulfillment.status != old:
+            # On the timeline, and the feed journeys start delivery updates from.
+            touchpoint_record(
+                tenant=tenant,
+                customer=order.customer,
+                category=TouchpointCategory.COMMERCE,
+                kind=f"fulfillment.{fulfillment.status}",
+                source="commerce",
+                occurred_at=at,
+                external_id=f"fulfillment:{fulfillment.pk}:{fulfillment.status}",
+                properties={
+                    "order_id": order.pk,
+                    "fulfillment_id": fulfillment.pk,
+                    "status": fulfillment.status,
+                },
+            )
             transaction.on_commit(lambda: _run_hooks(FULFILLMENT_UPDATED_HOOKS, fulfillment, old))
     return fulfillment
 
@@ -377,15 +392,40 @@ def carts_mark_abandoned(*, tenant: Tenant) -> int:
     tenant's abandonment time become abandoned. Returns how many."""
     minutes = commerce_settings(tenant).cart_abandon_minutes
     now = clock.now()
-    return (
-        Cart.objects.for_tenant(tenant)
-        .filter(
-            status=CartStatus.ACTIVE,
-            customer__isnull=False,
-            updated_at__lte=now - timedelta(minutes=minutes),
+    with transaction.atomic():
+        carts = list(
+            Cart.objects.for_tenant(tenant)
+            .filter(
+                status=CartStatus.ACTIVE,
+                customer__isnull=False,
+                updated_at__lte=now - timedelta(minutes=minutes),
+            )
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "customer_id", "total", "currency")
         )
-        .update(status=CartStatus.ABANDONED, abandoned_at=now)
-    )
+        if not carts:
+            return 0
+        Cart.objects.for_tenant(tenant).filter(pk__in=[c[0] for c in carts]).update(
+            status=CartStatus.ABANDONED, abandoned_at=now
+        )
+        # One touchpoint per abandonment (the feed journeys start reminders from);
+        # a cart abandoned again after the shopper came back is a new one.
+        touchpoints_record_many(
+            tenant_id=tenant.pk,
+            source="commerce",
+            items=[
+                TouchpointIn(
+                    customer_id=customer_id,
+                    category=TouchpointCategory.COMMERCE,
+                    kind="cart.abandoned",
+                    occurred_at=now,
+                    properties={"cart_id": pk, "total": str(total), "currency": currency},
+                    external_id=f"cart:{pk}:{now.isoformat()}",
+                )
+                for pk, customer_id, total, currency in carts
+            ],
+        )
+    return len(carts)
 
 
 # --- returns ------------------------------------------------------------------

@@ -170,6 +170,77 @@ def message_enqueue(
     return message
 
 
+@dataclass(frozen=True)
+class MessageIn:
+    """One message of a batch, its content already rendered by the caller."""
+
+    idempotency_key: str
+    customer: Customer
+    channel: str
+    category: str
+    content: Content
+    template: Template | None = None
+    source: str = ""
+    context: dict | None = None
+
+
+def messages_enqueue_many(*, tenant: Tenant, items: list[MessageIn]) -> dict[str, Message]:
+    """Queue many messages in one INSERT (the journey dispatcher's path).
+
+    Returns every key's row; a key stored before is returned as it is, exactly
+    as ``message_enqueue`` does. The caller holds the locks that make its keys
+    its own (an enrollment row), so no second writer races this insert; if one
+    does, the unique constraint still refuses the duplicate."""
+    for item in items:
+        if item.channel not in Channel.values or item.category not in Category.values:
+            raise _invalid("channel", f"Unknown channel or category for {item.idempotency_key!r}.")
+        if not item.idempotency_key or len(item.idempotency_key) > MAX_KEY_LENGTH:
+            raise _invalid(
+                "idempotency_key", "An idempotency key of 1 to 200 characters is needed."
+            )
+        if item.customer.tenant_id != tenant.pk:
+            raise _invalid("customer", "The customer belongs to another tenant.")
+    keys = [item.idempotency_key for item in items]
+    found = {
+        m.idempotency_key: m
+        for m in Message.objects.for_tenant(tenant).filter(idempotency_key__in=keys)
+    }
+    now = clock.now()
+    rows = [
+        Message(
+            tenant=tenant,
+            idempotency_key=item.idempotency_key,
+            customer=item.customer,
+            template=item.template,
+            channel=item.channel,
+            category=item.category,
+            source=item.source,
+            context=item.context or {},
+            to_address=address_for(item.customer, item.channel),
+            subject=item.content.subject,
+            body_text=item.content.text,
+            body_html=item.content.html if item.channel == Channel.EMAIL else "",
+            due_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for item in items
+        if item.idempotency_key not in found
+    ]
+    created = Message.objects.bulk_create(rows, batch_size=1000)
+    ids = [m.pk for m in created]
+    if ids:
+        from messaging.services.send import BATCH_SIZE
+
+        def kick() -> None:
+            for start in range(0, len(ids), BATCH_SIZE):
+                _kick(tenant.pk, ids[start : start + BATCH_SIZE])
+
+        transaction.on_commit(kick)
+    found.update((m.idempotency_key, m) for m in created)
+    return found
+
+
 def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput(message, fields={field: [message]})
 

@@ -1,0 +1,1 @@
+"""Journey writes: definitions, the trigger scan, the dispatcher."""

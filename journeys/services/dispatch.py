@@ -1,0 +1,519 @@
+"""The due-step dispatcher: claim due enrollments, take one step each, write.
+
+A batch is claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (by the partial
+index over live rows), so any number of dispatchers share the work and never
+take the same enrollment. Everything a step does to the database (the outbox
+rows, the callback, the segment change, the stored webhook, the step's run
+record and the enrollment's new place) commits in the claim's transaction:
+either all of it happened or none of it did, and the outbox's idempotency key
+``journey:<enrollment>:<version>:<step>`` plus the unique (enrollment, step)
+run record make a replay act once. Providers are called only after commit,
+by the outbox's own tasks.
+
+An enrollment's ``next_run_at`` is when to look at it next; the step's real
+due time is computed here (timezone, family window, send window), so a row
+created "due now" by the trigger scan is simply rescheduled on first sight.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import connection, transaction
+
+from commerce.models import Customer, Order, ProductFamily
+from journeys.models import (
+    SEND_ACTIONS,
+    Action,
+    Enrollment,
+    EnrollmentStatus,
+    JourneyStep,
+    JourneyVersion,
+    Otherwise,
+    StepOutcome,
+    StepRun,
+)
+from journeys.services.conditions import Facts
+from journeys.services.schedule import WINDOW_FIELDS, family_days, step_due_at
+from messaging.models import Template
+from messaging.services.outbox import Content, MessageIn, messages_enqueue_many
+from retention import clock
+from retention.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+MAX_ATTEMPTS = 5
+RETRY_MINUTES = (1, 5, 15, 60)
+LIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.HELD_OUT)
+
+
+@dataclass
+class Plan:
+    """What one enrollment does in this batch, built before anything is written."""
+
+    row: Enrollment
+    step: JourneyStep | None = None
+    outcome: str = ""
+    variant: str = ""
+    message_key: str = ""
+    message: MessageIn | None = None
+    detail: str = ""
+    next_position: int | None = None
+    exit_reason: str = ""
+    error: str = ""
+
+
+@dataclass
+class Definition:
+    """A version's steps, loaded once per dispatch call."""
+
+    version: JourneyVersion
+    steps: dict[int, JourneyStep] = field(default_factory=dict)
+
+
+class Cache:
+    """Per-call lookups so a batch costs a few queries, not a few per row."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.definitions: dict[int, Definition] = {}
+        self.families: dict[int, ProductFamily] = {}
+        self.tenant_zone = _zone(tenant.timezone) or ZoneInfo("UTC")
+
+    def definition(self, version_id: int) -> Definition:
+        found = self.definitions.get(version_id)
+        if found is None:
+            version = (
+                JourneyVersion.objects.for_tenant(self.tenant)
+                .select_related("journey")
+                .get(pk=version_id)
+            )
+            steps = (
+                JourneyStep.objects.for_tenant(self.tenant)
+                .filter(version_id=version_id)
+                .select_related(
+                    "email_template__tenant",
+                    "sms_template__tenant",
+                    "in_app_template__tenant",
+                    "action_segment",
+                )
+                .prefetch_related(
+                    "variants__email_template__tenant",
+                    "variants__sms_template__tenant",
+                    "variants__in_app_template__tenant",
+                )
+            )
+            found = Definition(version, {s.position: s for s in steps})
+            self.definitions[version_id] = found
+        return found
+
+    def load_families(self, ids: set[int]) -> None:
+        missing = ids - set(self.families)
+        if missing:
+            self.families.update(
+                ProductFamily.objects.for_tenant(self.tenant).in_bulk(list(missing))
+            )
+
+    def zone(self, customer: Customer | None) -> ZoneInfo:
+        return _zone(getattr(customer, "timezone", "")) or self.tenant_zone
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def step_due(row: Enrollment, step: JourneyStep, cache: Cache, customer) -> datetime:
+    offset = None
+    if step.delay_from == "family":
+        family = cache.families.get((row.context or {}).get("family_id"))
+        if family is None:
+            # The order's family is gone or unknown: its default window.
+            offset = {"reorder": 7, "upsell": 14, "replenishment": 28}[step.family_window]
+        else:
+            offset = family_days(
+                window=step.family_window,
+                price_tier=(row.context or {}).get("price_tier", "standard"),
+                days={w: getattr(family, f) for w, f in WINDOW_FIELDS.items()},
+                expensive=(family.expensive_min_days, family.expensive_max_days),
+            )
+    return step_due_at(
+        delay=step.delay,
+        unit=step.delay_unit,
+        anchor=step.delay_from,
+        trigger_at=row.trigger_at,
+        previous_at=row.last_step_at,
+        zone=cache.zone(customer),
+        window_start=step.window_start,
+        window_end=step.window_end,
+        family_offset_days=offset,
+    )
+
+
+def _pick_variant(row: Enrollment, step: JourneyStep):
+    variants = list(step.variants.all())
+    if not variants:
+        return None
+    total = sum(v.weight for v in variants)
+    digest = hashlib.sha256(f"{row.tenant_id}:{row.pk}:{step.pk}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % total
+    edges, running = [], 0
+    for v in variants:
+        running += v.weight
+        edges.append(running)
+    return variants[bisect.bisect_right(edges, point)]
+
+
+def _channel_and_template(
+    step: JourneyStep, holder, customer: Customer
+) -> tuple[str, Template | None]:
+    if step.action != Action.PREFERRED:
+        channel = step.action
+        return channel, holder.template_for(channel)
+    order = [customer.preferred_channel] if customer.preferred_channel else []
+    order += [c for c in ("email", "sms", "in_app") if c not in order]
+    for channel in order:
+        template = holder.template_for(channel)
+        if template is not None:
+            return channel, template
+    return "email", None
+
+
+def _render_context(row: Enrollment, orders: dict[int, Order]) -> dict:
+    order = orders.get((row.context or {}).get("order_id"))
+    return {"order": order} if order is not None else {}
+
+
+def _plan_send(plan: Plan, cache: Cache, customer: Customer, orders: dict) -> None:
+    from messaging.services.templates import template_render
+
+    row, step = plan.row, plan.step
+    variant = _pick_variant(row, step)
+    holder = variant or step
+    plan.variant = variant.key if variant else ""
+    channel, template = _channel_and_template(step, holder, customer)
+    if template is None:
+        plan.outcome, plan.detail = StepOutcome.NO_CONTENT, f"no {channel} template"
+        return
+    content: Content = template_render(
+        template=template, customer=customer, **_render_context(row, orders)
+    )
+    definition = cache.definition(row.version_id)
+    plan.message_key = f"journey:{row.pk}:{row.version_id}:{step.pk}"
+    plan.message = MessageIn(
+        idempotency_key=plan.message_key,
+        customer=customer,
+        channel=channel,
+        category=definition.version.category,
+        content=content,
+        template=template,
+        source="journey",
+        context={
+            "journey_id": row.journey_id,
+            "version_id": row.version_id,
+            "step_id": step.pk,
+            "enrollment_id": row.pk,
+            "variant": plan.variant,
+        },
+    )
+    plan.outcome = StepOutcome.QUEUED
+
+
+def _do_action(plan: Plan, tenant: Tenant, customer: Customer) -> None:
+    """Callbacks, segment changes and webhooks: a savepoint each, so one
+    failing row does not undo the batch."""
+    row, step = plan.row, plan.step
+    with transaction.atomic():
+        if step.action == Action.CALLBACK:
+            from feedback.services import callback_create
+
+            callback_create(
+                tenant=tenant,
+                customer=customer,
+                reason=step.callback_reason or step.name,
+                source="journey",
+                idempotency_key=f"journey:{row.pk}:{row.version_id}:{step.pk}",
+                context={"journey_id": row.journey_id, "enrollment_id": row.pk},
+            )
+        elif step.action in (Action.SEGMENT_ADD, Action.SEGMENT_REMOVE):
+            from segments.services.lists import segment_member_add, segment_member_remove
+
+            change = (
+                segment_member_add if step.action == Action.SEGMENT_ADD else segment_member_remove
+            )
+            change(
+                tenant_id=row.tenant_id,
+                segment=step.action_segment,
+                customer_id=row.customer_id,
+                cause="journey",
+            )
+        elif step.action == Action.WEBHOOK:
+            from journeys.services.webhooks import outbound_webhook_queue
+
+            outbound_webhook_queue(
+                tenant_id=row.tenant_id,
+                url=step.webhook_url,
+                event_id=f"journey_{row.pk}_{row.version_id}_{step.pk}",
+                payload={
+                    "type": "journey.step",
+                    "journey_id": row.journey_id,
+                    "journey": row.journey.name,
+                    "step": step.name,
+                    "customer_id": row.customer_id,
+                    "email": customer.email,
+                    "context": row.context or {},
+                },
+            )
+    plan.outcome = StepOutcome.DONE
+
+
+def _plan(plan: Plan, cache: Cache, customer, facts: Facts, orders: dict, now: datetime) -> None:
+    row = plan.row
+    definition = cache.definition(row.version_id)
+    step = definition.steps.get(row.position)
+    if step is None:
+        plan.next_position = None
+        return
+    plan.step = step
+    if row.status == EnrollmentStatus.HELD_OUT:
+        plan.outcome = StepOutcome.HELD_OUT
+        plan.next_position = row.position + 1
+        return
+    if customer is None or customer.merged_into_id:
+        plan.exit_reason = "customer_merged"
+        return
+    if step.condition and not facts.holds(row, step):
+        plan.outcome, plan.detail = StepOutcome.SKIPPED, f"{step.condition} is false"
+        if step.otherwise == Otherwise.EXIT:
+            plan.exit_reason = "condition"
+        else:
+            plan.next_position = (
+                step.goto_position if step.otherwise == Otherwise.GOTO else row.position + 1
+            )
+        return
+    plan.next_position = row.position + 1
+    if step.action in SEND_ACTIONS:
+        _plan_send(plan, cache, customer, orders)
+    else:
+        _do_action(plan, cache.tenant, customer)
+
+
+def enrollments_dispatch(
+    *, tenant_id: int, batch_size: int = BATCH_SIZE, limit: int | None = None
+) -> int:
+    """Take due steps until none is left (or ``limit`` rows were handled).
+    Returns the number of enrollments that acted on a step."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    cache = Cache(tenant)
+    acted = handled = 0
+    while limit is None or handled < limit:
+        size = batch_size if limit is None else min(batch_size, limit - handled)
+        batch_acted, claimed = _dispatch_batch(tenant, cache, size)
+        acted += batch_acted
+        handled += claimed
+        if claimed < size:
+            break
+    return acted
+
+
+def _claim(tenant: Tenant, size: int, now: datetime) -> list[Enrollment]:
+    ids = list(
+        Enrollment.objects.for_tenant(tenant)
+        .filter(status__in=LIVE, next_run_at__lte=now)
+        .order_by("next_run_at")
+        .select_for_update(skip_locked=True)
+        .values_list("id", flat=True)[:size]
+    )
+    if not ids:
+        return []
+    return list(Enrollment.objects.for_tenant(tenant).filter(pk__in=ids).select_related("journey"))
+
+
+def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
+    now = clock.now()
+    with transaction.atomic():
+        rows = _claim(tenant, size, now)
+        if not rows:
+            return 0, 0
+        customers = Customer.objects.for_tenant(tenant).in_bulk([r.customer_id for r in rows])
+        for r in rows:
+            cache.definition(r.version_id)
+        cache.load_families(
+            {(r.context or {}).get("family_id") for r in rows if (r.context or {}).get("family_id")}
+        )
+        # First: which rows are really due now, and which only need a new time.
+        due: list[Plan] = []
+        later: dict[int, datetime] = {}
+        for row in rows:
+            step = cache.definition(row.version_id).steps.get(row.position)
+            if step is None:
+                due.append(Plan(row=row))
+                continue
+            at = step_due(row, step, cache, customers.get(row.customer_id))
+            if at > now:
+                later[row.pk] = at
+            else:
+                due.append(Plan(row=row))
+        facts = Facts(tenant.pk, [p.row for p in due], cache)
+        order_ids = {(p.row.context or {}).get("order_id") for p in due} - {None}
+        orders = (
+            Order.objects.for_tenant(tenant).prefetch_related("lines").in_bulk(list(order_ids))
+            if order_ids
+            else {}
+        )
+        for plan in due:
+            try:
+                _plan(plan, cache, customers.get(plan.row.customer_id), facts, orders, now)
+            except Exception as exc:  # one bad row must not stall the batch
+                logger.exception(
+                    "journeys.step_failed tenant_id=%s enrollment_id=%s", tenant.pk, plan.row.pk
+                )
+                plan.error = f"{type(exc).__name__}: {exc}"[:500]
+                plan.message = None
+        messages = messages_enqueue_many(
+            tenant=tenant, items=[p.message for p in due if p.message is not None]
+        )
+        _write(tenant, cache, due, later, messages, customers, now)
+    acted = sum(1 for p in due if p.step is not None and not p.error)
+    return acted, len(rows)
+
+
+def _write(tenant, cache, plans, later, messages, customers, now) -> None:
+    runs: list[StepRun] = []
+    updates: list[tuple] = []
+    for enrollment_id, at in later.items():
+        updates.append((enrollment_id, None, at, None, None, None, None, None))
+    for plan in plans:
+        row = plan.row
+        if plan.error:
+            attempts = row.attempts + 1
+            if attempts >= MAX_ATTEMPTS:
+                runs.append(_run(plan, StepOutcome.FAILED, None, plan.error))
+                updates.append(
+                    (
+                        row.pk,
+                        EnrollmentStatus.FAILED,
+                        None,
+                        None,
+                        now,
+                        attempts,
+                        plan.error,
+                        "failed",
+                    )
+                )
+            else:
+                retry = now + timedelta(
+                    minutes=RETRY_MINUTES[min(attempts, len(RETRY_MINUTES)) - 1]
+                )
+                updates.append((row.pk, None, retry, None, None, attempts, plan.error, None))
+            continue
+        if plan.exit_reason:
+            if plan.step is not None and plan.outcome:
+                runs.append(_run(plan, plan.outcome, None, plan.detail))
+            updates.append(
+                (row.pk, EnrollmentStatus.EXITED, None, None, now, 0, "", plan.exit_reason)
+            )
+            continue
+        if plan.step is not None:
+            message = messages.get(plan.message_key) if plan.message_key else None
+            runs.append(_run(plan, plan.outcome, message, plan.detail))
+        definition = cache.definition(row.version_id)
+        nxt = plan.next_position
+        next_step = definition.steps.get(nxt) if nxt else None
+        if next_step is None:
+            finished = EnrollmentStatus.COMPLETED if row.status == EnrollmentStatus.ACTIVE else None
+            updates.append((row.pk, finished, None, nxt or row.position, now, 0, "", None))
+            continue
+        row.last_step_at = now
+        row.position = nxt
+        at = step_due(row, next_step, cache, customers.get(row.customer_id))
+        updates.append((row.pk, None, max(at, now), nxt, None, 0, "", None, now))
+    StepRun.objects.bulk_create(runs, ignore_conflicts=True, batch_size=1000)
+    _update_rows(tenant.pk, updates, now)
+
+
+def _run(plan: Plan, outcome: str, message, detail: str) -> StepRun:
+    return StepRun(
+        tenant_id=plan.row.tenant_id,
+        enrollment_id=plan.row.pk,
+        step_id=plan.step.pk,
+        variant=plan.variant,
+        outcome=outcome,
+        message=message,
+        at=clock.now(),
+        detail=detail[:300],
+    )
+
+
+def _update_rows(tenant_id: int, updates: list[tuple], now: datetime) -> None:
+    """Write every claimed row's new state in one statement.
+
+    Each tuple: (id, status or None to keep, next_run_at, position or None to
+    keep, finished_at or None, attempts or None to keep, last_error, exit
+    reason or None, [last_step_at])."""
+    if not updates:
+        return
+    cols = list(zip(*[(*u, *([None] * (9 - len(u)))) for u in updates], strict=True))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE journeys_enrollment e SET
+                    status = coalesce(u.status, e.status),
+                    next_run_at = CASE WHEN coalesce(u.status, e.status) IN ('active', 'held_out')
+                                        AND u.finished_at IS NULL THEN u.next_run_at END,
+                    position = coalesce(u.position, e.position),
+                    finished_at = coalesce(u.finished_at, e.finished_at),
+                    attempts = coalesce(u.attempts, e.attempts),
+                    last_error = coalesce(u.last_error, e.last_error),
+                    exit_reason = coalesce(u.exit_reason, e.exit_reason),
+                    last_step_at = coalesce(u.last_step_at, e.last_step_at)
+                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[],
+                            %s::timestamptz[], %s::int[], %s::text[], %s::text[],
+                            %s::timestamptz[])
+                     AS u(id, status, next_run_at, position, finished_at, attempts,
+                          last_error, exit_reason, last_step_at)
+                WHERE e.tenant_id = %s AND e.id = u.id
+                """,
+                [list(c) for c in cols] + [tenant_id],
+            )
+        return
+    rows = Enrollment.objects.for_tenant(tenant_id).in_bulk(list(cols[0]))
+    for u in updates:
+        pk, status, next_run, position, finished, attempts, error, reason, *rest = (
+            *u,
+            *([None] * (9 - len(u))),
+        )
+        row = rows[pk]
+        row.status = status or row.status
+        row.position = position or row.position
+        row.finished_at = finished or row.finished_at
+        row.attempts = row.attempts if attempts is None else attempts
+        row.last_error = row.last_error if error is None else error
+        row.exit_reason = reason or row.exit_reason
+        row.last_step_at = rest[0] or row.last_step_at
+        live = row.status in LIVE and row.finished_at is None
+        row.next_run_at = next_run if live else None
+    Enrollment.objects.for_tenant(tenant_id).bulk_update(
+        rows.values(),
+        [
+            "status",
+            "position",
+            "finished_at",
+            "attempts",
+            "last_error",
+            "exit_reason",
+            "last_step_at",
+            "next_run_at",
+        ],
+    )
