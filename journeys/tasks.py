@@ -7,6 +7,7 @@ import logging
 
 from celery import shared_task
 
+from journeys import webhook_tasks  # noqa: F401  (registers journeys.deliver_webhook, sweep_webhooks)
 from journeys.services.engine import journeys_tick
 from journeys.services.triggers import journeys_with_scan_work
 

@@ -124,8 +124,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "segments.*": {"queue": "segments"},
     "messaging.*": {"queue": "dispatch"},
+    # Webhook posts wait on the receiver (up to 10 s): keep them off the dispatch queue.
+    "journeys.deliver_webhook": {"queue": "default"},
+    "journeys.sweep_webhooks": {"queue": "default"},
     "journeys.*": {"queue": "dispatch"},
 }
+# Outbound journey webhooks may post to loopback/private addresses (local dev, tests only).
+OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = env.bool("OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", default=False)
 CELERY_TASK_QUEUES_NAMES = ("ingest", "dispatch", "segments", "scoring", "default")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

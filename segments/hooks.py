@@ -78,6 +78,12 @@ def on_customer_merged(survivor, merged) -> dict[str, int]:
         .filter(customer=merged)
         .update(customer=survivor)
     }
+    # List segments are not rebuilt by any refresh: their members move across.
+    from segments.services.lists import list_memberships_move
+
+    moved["list_memberships"] = list_memberships_move(
+        tenant_id=tenant_id, merged_id=merged.pk, survivor_id=survivor.pk
+    )
     memberships = SegmentMembership.objects.for_tenant(tenant_id).filter(customer=merged)
     left = list(memberships.values_list("segment_id", flat=True))
     memberships.delete()

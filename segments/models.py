@@ -167,6 +167,9 @@ class CustomerFamily(TenantOwnedModel):
 class SegmentKind(models.TextChoices):
     TIER = "tier", "Tier"
     RULE = "rule", "Rule segment"
+    # Members are added and removed one by one (journey steps, marketers); no
+    # rule refresh ever rebuilds them.
+    LIST = "list", "List segment"
 
 
 class SegmentStatus(models.TextChoices):

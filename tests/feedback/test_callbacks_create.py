@@ -1,0 +1,188 @@
+"""Queueing a callback: due the tenant's SLA from now, once per idempotency
+key, scoped to the tenant, and listed read-only in the admin."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+
+from commerce.models import Customer
+from feedback.models import Callback, CallbackStatus, FeedbackSettings
+from feedback.services import callback_create, feedback_settings
+from retention import clock
+from retention.errors import InvalidInput
+from tests.factories import CustomerFactory
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock():
+    clock.set_now(NOW)
+
+
+def _create(tenant, customer, key="journey:1:step:2", **kw) -> tuple[Callback, bool]:
+    kw.setdefault("reason", "Rated the delivery 2 of 5")
+    kw.setdefault("source", "journey")
+    return callback_create(tenant=tenant, customer=customer, idempotency_key=key, **kw)
+
+
+def test_a_callback_is_open_and_due_the_default_sla_from_now(tenant):
+    ann = CustomerFactory(tenant=tenant)
+
+    callback, created = _create(tenant, ann, context={"journey_id": 7, "step_id": 3}, priority=5)
+
+    assert created is True
+    callback.refresh_from_db()
+    assert (callback.customer_id, callback.status, callback.priority) == (
+        ann.pk,
+        CallbackStatus.OPEN,
+        5,
+    )
+    assert (callback.reason, callback.source) == ("Rated the delivery 2 of 5", "journey")
+    assert callback.context == {"journey_id": 7, "step_id": 3}
+    assert (callback.created_at, callback.due_by) == (NOW, NOW + timedelta(hours=24))
+    assert (callback.claimed_by, callback.claimed_at, callback.done_at) == (None, None, None)
+
+
+def test_the_tenants_sla_sets_the_deadline(tenant):
+    settings = feedback_settings(tenant)
+    settings.callback_sla_hours = 2
+    settings.save()
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
+
+    assert callback.due_by == NOW + timedelta(hours=2)
+
+
+def test_the_same_key_twice_returns_the_first_callback(tenant):
+    ann = CustomerFactory(tenant=tenant)
+    first, _ = _create(tenant, ann, reason="First")
+
+    clock.advance(hours=1)
+    again, created = _create(tenant, ann, reason="Second", priority=9)
+
+    assert created is False
+    assert again.pk == first.pk
+    assert (again.reason, again.priority, again.due_by) == ("First", 0, NOW + timedelta(hours=24))
+    assert Callback.objects.for_tenant(tenant).count() == 1
+
+
+def test_a_repeated_key_inside_a_transaction_leaves_it_usable(tenant):
+    ann = CustomerFactory(tenant=tenant)
+    with transaction.atomic():
+        _create(tenant, ann)
+        _, created = _create(tenant, ann)
+        Customer.objects.for_tenant(tenant).filter(pk=ann.pk).update(first_name="Ann")
+
+    assert created is False
+    assert Customer.objects.for_tenant(tenant).get(pk=ann.pk).first_name == "Ann"
+
+
+def test_a_merged_away_customer_is_called_as_the_survivor(tenant):
+    survivor, merged = CustomerFactory(tenant=tenant), CustomerFactory(tenant=tenant)
+    Customer.objects.for_tenant(tenant).filter(pk=merged.pk).update(merged_into=survivor)
+    merged.refresh_from_db()
+
+    callback, _ = _create(tenant, merged)
+
+    assert callback.customer_id == survivor.pk
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"reason": "  "}, "reason"),
+        ({"source": ""}, "source"),
+        ({"source": "x" * 51}, "source"),
+        ({"key": ""}, "idempotency_key"),
+        ({"key": "k" * 201}, "idempotency_key"),
+        ({"context": ["not", "an", "object"]}, "context"),
+        ({"priority": 1.5}, "priority"),
+        ({"priority": 10_000}, "priority"),
+    ],
+)
+def test_bad_input_is_refused_with_the_field(tenant, change, field):
+    with pytest.raises(InvalidInput) as err:
+        _create(tenant, CustomerFactory(tenant=tenant), **change)
+
+    assert list(err.value.fields) == [field]
+    assert Callback.objects.for_tenant(tenant).count() == 0
+
+
+def test_a_long_reason_is_shortened(tenant):
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant), reason="r" * 300)
+
+    assert callback.reason == "r" * 199 + "…"
+
+
+def test_overdue_means_open_or_claimed_past_the_deadline(tenant):
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
+    late = NOW + timedelta(hours=25)
+
+    assert callback.is_overdue(NOW) is False
+    assert callback.is_overdue(late) is True
+    callback.status = CallbackStatus.CLAIMED
+    assert callback.is_overdue(late) is True
+    callback.status = CallbackStatus.DONE
+    assert callback.is_overdue(late) is False
+
+
+# --- two tenants ---------------------------------------------------------------------------
+
+
+def test_another_tenants_customer_is_refused(tenant, other_tenant):
+    stranger = CustomerFactory(tenant=other_tenant)
+
+    with pytest.raises(InvalidInput) as err:
+        _create(tenant, stranger)
+
+    assert err.value.fields == {"customer": "Not found."}
+    assert Callback.objects.for_tenant(tenant).count() == 0
+    assert Callback.objects.for_tenant(other_tenant).count() == 0
+
+
+def test_keys_and_slas_are_per_tenant(tenant, other_tenant):
+    FeedbackSettings.objects.create(tenant=other_tenant, callback_sla_hours=4)
+
+    ours, created_ours = _create(tenant, CustomerFactory(tenant=tenant), key="same")
+    theirs, created_theirs = _create(other_tenant, CustomerFactory(tenant=other_tenant), key="same")
+
+    assert created_ours is created_theirs is True
+    assert ours.pk != theirs.pk
+    assert (ours.due_by, theirs.due_by) == (NOW + timedelta(hours=24), NOW + timedelta(hours=4))
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_this_tenants_callbacks_with_the_overdue_flag(
+    tenant, other_tenant, agent_client
+):
+    _create(tenant, CustomerFactory(tenant=tenant, email="ann@alpha.example"), reason="Ours")
+    _create(other_tenant, CustomerFactory(tenant=other_tenant), reason="Theirs")
+    clock.advance(hours=30)
+
+    response = agent_client.get(reverse("admin:feedback_callback_changelist"))
+
+    assert response.status_code == 200
+    assert b"Ours" in response.content and b"Theirs" not in response.content
+    assert b"ann@alpha.example" in response.content
+    assert b'alt="True"' in response.content  # the overdue icon
+
+
+def test_another_tenants_callback_answers_404_and_none_can_be_edited(
+    tenant, other_tenant, owner_client
+):
+    theirs, _ = _create(other_tenant, CustomerFactory(tenant=other_tenant))
+    ours, _ = _create(tenant, CustomerFactory(tenant=tenant), reason="Ours")
+
+    assert (
+        owner_client.get(reverse("admin:feedback_callback_change", args=[theirs.pk])).status_code
+        == 404
+    )
+    owner_client.post(reverse("admin:feedback_callback_change", args=[ours.pk]), {"status": "done"})
+    ours.refresh_from_db()
+    assert ours.status == CallbackStatus.OPEN
+    assert owner_client.get(reverse("admin:feedback_callback_add")).status_code == 403
