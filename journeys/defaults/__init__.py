@@ -1,0 +1,261 @@
+"""The journeys every store starts with, active and editable, and their copy.
+
+- Welcome series for first-time buyers: day 0, 3, 7 and 14.
+- Delivery updates: packed, shipped, out for delivery, delivered, delayed.
+- Reorder, upsell and replenishment at each product family's windows (the
+  expensive tier's own, longer windows), ending when the customer orders.
+- Abandoned-cart reminders at 1 and 23 hours.
+- Follow-ups for each tier: high-value repeat, mid-value repeat, one-time.
+- A 90-day plan in three waves that asks about use and goals.
+
+Marketing steps are snapped to 09:00-20:00 in the customer's timezone; consent,
+quiet hours and the frequency cap are the outbox's business. One-time buyers'
+follow-ups start at day 10, after the welcome series has said its piece.
+Installed by ``journeys.services.setup.journeys_install_defaults``.
+"""
+
+from __future__ import annotations
+
+from commerce.models import FulfillmentStatus
+from journeys.defaults.base import DAYTIME, ShippedJourney, ShippedTemplate
+from journeys.defaults.copy_lifecycle import PLAN, WELCOME
+from journeys.defaults.copy_offers import FAMILY, SEGMENTS
+from journeys.defaults.copy_orders import CART, DELIVERY, DELIVERY_TEMPLATES
+from journeys.models import (
+    Action,
+    DelayFrom,
+    DelayUnit,
+    FamilyWindow,
+    OrderNth,
+    Reentry,
+    TriggerKind,
+)
+from segments.models import Tier
+
+TEMPLATES: dict[str, ShippedTemplate] = {
+    t.key: t for t in (*WELCOME, *PLAN, *DELIVERY_TEMPLATES, *CART, *FAMILY, *SEGMENTS)
+}
+
+
+def _step(name: str, delay: int, unit: str = DelayUnit.DAYS, **fields) -> dict:
+    return {"name": name, "delay": delay, "delay_unit": unit, **fields}
+
+
+def _email(name: str, delay: int, template: str, **fields) -> dict:
+    return _step(name, delay, action=Action.EMAIL, email_template=template, **DAYTIME, **fields)
+
+
+def _on_preferred(prefix: str) -> dict:
+    """A send on the customer's preferred channel, from the templates
+    ``<prefix>-email``, ``-sms`` and ``-in-app`` that exist."""
+    templates = {
+        f"{channel}_template": f"{prefix}-{suffix}"
+        for channel, suffix in (("email", "email"), ("sms", "sms"), ("in_app", "in-app"))
+        if f"{prefix}-{suffix}" in TEMPLATES
+    }
+    return {"action": Action.PREFERRED, **templates}
+
+
+def _preferred(name: str, delay: int, prefix: str, **fields) -> dict:
+    return _step(name, delay, **_on_preferred(prefix), **fields)
+
+
+WELCOME_SERIES = ShippedJourney(
+    key="welcome-series",
+    name="Welcome series for first-time buyers",
+    description=(
+        "First-time buyers: thanks and what happens next (day 0), tips and care (day 3), "
+        "returns, delivery and help (day 7), loyalty points and an offer (day 14)."
+    ),
+    version={
+        "trigger": TriggerKind.ORDER_PLACED,
+        "order_nth": OrderNth.FIRST,
+        "reentry": Reentry.ONCE,
+        "exit_on_unsubscribe": True,
+    },
+    steps=[
+        _email("Day 0: thanks and what happens next", 0, "welcome-0"),
+        _email("Day 3: tips and care", 3, "welcome-3"),
+        _email("Day 7: returns, delivery and help", 7, "welcome-7"),
+        _email("Day 14: loyalty points and an offer", 14, "welcome-14"),
+    ],
+)
+
+DELIVERY_UPDATES = tuple(
+    ShippedJourney(
+        key=f"delivery-{status.replace('_', '-')}",
+        name=f"Delivery update: {label}",
+        description=(
+            "The delay message with the backup plan: a replacement or a refund."
+            if status == "delayed"
+            else f"Tells the customer their parcel is {label}, on their preferred channel."
+        ),
+        version={
+            "trigger": TriggerKind.FULFILLMENT,
+            "fulfillment_status": status,
+            "reentry": Reentry.EVERY,
+            "category": "transactional",
+            # A delivery update is owed even to someone who opted out of marketing.
+            "exit_on_unsubscribe": False,
+        },
+        steps=[
+            _preferred(
+                f"{label[0].upper()}{label[1:]}",
+                0,
+                f"delivery-{status}",
+                delay_unit=DelayUnit.MINUTES,
+            )
+        ],
+    )
+    for status, label in ((s, FulfillmentStatus(s).label.lower()) for s in DELIVERY)
+)
+
+
+def _family(window: str, name: str, step_name: str, description: str, send: dict):
+    return ShippedJourney(
+        key=str(window),
+        name=name,
+        description=description,
+        version={
+            "trigger": TriggerKind.FAMILY_WINDOW,
+            "family_window": window,
+            "reentry": Reentry.AFTER_EXIT,
+            "exit_on_order": True,
+        },
+        steps=[
+            {
+                **send,
+                "name": step_name,
+                "delay": 0,
+                "delay_unit": DelayUnit.DAYS,
+                "delay_from": DelayFrom.FAMILY_WINDOW,
+                "family_window": window,
+                **DAYTIME,
+            }
+        ],
+    )
+
+
+FAMILY_WINDOWS = (
+    _family(
+        FamilyWindow.REORDER,
+        "Reorder reminder",
+        "Reorder reminder",
+        "At the family's reorder window (7 days by default; the expensive tier's own "
+        "window), until the customer orders again.",
+        _on_preferred("reorder"),
+    ),
+    _family(
+        FamilyWindow.UPSELL,
+        "Upsell of related families",
+        "Goes well with",
+        "At the family's upsell window (14 days by default): related families to try.",
+        {"action": Action.EMAIL, "email_template": "upsell-email"},
+    ),
+    _family(
+        FamilyWindow.REPLENISHMENT,
+        "Replenishment reminder",
+        "Time to restock",
+        "At the family's replenishment window (28 days by default), before the customer runs out.",
+        _on_preferred("replenishment"),
+    ),
+)
+ABANDONED_CART = ShippedJourney(
+    key="abandoned-cart",
+    name="Abandoned cart reminder",
+    description="Two reminders within a day of abandoning a cart: after 1 hour and 23 hours.",
+    version={
+        "trigger": TriggerKind.CART_ABANDONED,
+        "reentry": Reentry.COOLDOWN,
+        "reentry_cooldown_days": 7,
+        "exit_on_order": True,
+    },
+    steps=[
+        _step("1 hour: you left something", 1, DelayUnit.HOURS, action=Action.EMAIL,
+              email_template="cart-1"),
+        _step("23 hours: still thinking it over?", 23, DelayUnit.HOURS, action=Action.EMAIL,
+              email_template="cart-2"),
+    ],
+)  # fmt: skip
+
+
+def _tier(tier: str, key: str, name: str, description: str, steps: list[dict]):
+    return ShippedJourney(
+        key=key,
+        name=name,
+        description=description,
+        version={
+            "trigger": TriggerKind.SEGMENT_ENTERED,
+            "segment": tier,
+            "reentry": Reentry.COOLDOWN,
+            "reentry_cooldown_days": 90,
+            "exit_on_order": True,
+        },
+        steps=steps,
+    )
+
+
+SEGMENT_FOLLOW_UPS = (
+    _tier(
+        Tier.HIGH_VALUE_REPEAT,
+        "high-value-repeat-follow-up",
+        "High-value repeat buyers",
+        "After the purchase that makes them high-value repeat buyers: a personal offer, "
+        "then cross-category recommendations.",
+        [
+            _email("Day 1: a personal thank-you offer", 1, "high-value-1"),
+            _email("Day 8: picked for you", 8, "high-value-2"),
+        ],
+    ),
+    _tier(
+        Tier.MID_VALUE_REPEAT,
+        "mid-value-repeat-follow-up",
+        "Mid-value repeat buyers",
+        "Repeat buyers below the high-value line: a content bundle, then a limited-time discount.",
+        [
+            _email("Day 1: our best guides", 1, "mid-value-1"),
+            _email("Day 7: a limited-time discount", 7, "mid-value-2"),
+        ],
+    ),
+    _tier(
+        Tier.ONE_TIME,
+        "one-time-follow-up",
+        "One-time buyers",
+        "Buyers of one order: a practical guide once the welcome series is over, then a "
+        "soft nudge.",
+        [
+            _email("Day 10: a practical guide", 10, "one-time-1"),
+            _email("Day 24: a soft nudge", 24, "one-time-2"),
+        ],
+    ),
+)
+
+NINETY_DAY_PLAN = ShippedJourney(
+    key="ninety-day-plan",
+    name="90-day post-sale plan",
+    description=(
+        "Three waves after the first order, each asking 2-3 short questions on the "
+        "customer's preferred channel: onboarding (day 2), usage (day 30), loyalty (day 75)."
+    ),
+    version={
+        "trigger": TriggerKind.ORDER_PLACED,
+        "order_nth": OrderNth.FIRST,
+        "reentry": Reentry.ONCE,
+    },
+    steps=[
+        _preferred("Wave 1 (day 2): onboarding", 2, "plan-1", **DAYTIME),
+        _preferred("Wave 2 (day 30): usage", 30, "plan-2", **DAYTIME),
+        _preferred("Wave 3 (day 75): loyalty", 75, "plan-3", **DAYTIME),
+    ],
+)
+
+JOURNEYS: tuple[ShippedJourney, ...] = (
+    WELCOME_SERIES,
+    *DELIVERY_UPDATES,
+    *FAMILY_WINDOWS,
+    ABANDONED_CART,
+    *SEGMENT_FOLLOW_UPS,
+    NINETY_DAY_PLAN,
+)
+
+__all__ = ["JOURNEYS", "TEMPLATES", "ShippedJourney", "ShippedTemplate"]
