@@ -20,50 +20,19 @@ from django.db.models import Model
 
 from commerce.models import Channel, FulfillmentStatus
 from journeys.models import Journey, JourneyStep, JourneyVersion, StepVariant
+from journeys.services.definitions import (
+    STEP_FIELDS,
+    TEMPLATE_FIELDS,
+    VARIANT_FIELDS,
+    VERSION_FIELDS,
+)
 from messaging.models import Template
 from segments.models import Segment, Tier
 
-VERSION_FORM_FIELDS = [
-    "trigger",
-    "order_nth",
-    "order_n",
-    "fulfillment_status",
-    "family_window",
-    "segment",
-    "value",
-    "entry_segment",
-    "entry_requires_consent",
-    "reentry",
-    "reentry_cooldown_days",
-    "exit_on_order",
-    "exit_on_unsubscribe",
-    "exit_segment",
-    "exit_segment_on",
-    "holdout_percent",
-    "category",
-]
-STEP_FORM_FIELDS = [
-    "name",
-    "delay",
-    "delay_unit",
-    "delay_from",
-    "family_window",
-    "window_start",
-    "window_end",
-    "condition",
-    "condition_value",
-    "otherwise",
-    "goto_position",
-    "action",
-    "email_template",
-    "sms_template",
-    "in_app_template",
-    "action_segment",
-    "webhook_url",
-    "callback_reason",
-]
-TEMPLATE_FIELDS = {"email_template": "email", "sms_template": "sms", "in_app_template": "in_app"}
-VARIANT_FORM_FIELDS = ["key", "weight", *TEMPLATE_FIELDS]
+# The form edits exactly what the definitions service takes (the note is per save).
+VERSION_FORM_FIELDS = [f for f in VERSION_FIELDS if f != "note"]
+STEP_FORM_FIELDS = list(STEP_FIELDS)
+VARIANT_FORM_FIELDS = list(VARIANT_FIELDS)
 FULFILLMENT_CHOICES = [("", "—")] + [
     (s.value, s.label) for s in FulfillmentStatus if s not in ("pending",)
 ]

@@ -241,7 +241,31 @@ class Action(models.TextChoices):
 SEND_ACTIONS = (Action.EMAIL, Action.SMS, Action.IN_APP, Action.PREFERRED)
 
 
-class JourneyStep(TenantOwnedModel):
+class ChannelTemplates(TenantOwnedModel):
+    """A template per channel: what a send step (or one of its variants) sends."""
+
+    email_template = models.ForeignKey(
+        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sms_template = models.ForeignKey(
+        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    in_app_template = models.ForeignKey(
+        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    def template_for(self, channel: str):
+        return {
+            "email": self.email_template,
+            "sms": self.sms_template,
+            "in_app": self.in_app_template,
+        }.get(channel)
+
+
+class JourneyStep(ChannelTemplates):
     """One step: wait, check a condition, act.
 
     The wait is ``delay`` ``delay_unit`` after the trigger or the previous
@@ -279,15 +303,6 @@ class JourneyStep(TenantOwnedModel):
     goto_position = models.PositiveSmallIntegerField(null=True, blank=True)
 
     action = models.CharField(max_length=20, choices=Action.choices, default=Action.EMAIL)
-    email_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    sms_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    in_app_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
     action_segment = models.ForeignKey(
         "segments.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -305,30 +320,14 @@ class JourneyStep(TenantOwnedModel):
     def __str__(self) -> str:
         return f"{self.position}. {self.name}"
 
-    def template_for(self, channel: str):
-        return {
-            "email": self.email_template,
-            "sms": self.sms_template,
-            "in_app": self.in_app_template,
-        }.get(channel)
 
-
-class StepVariant(TenantOwnedModel):
+class StepVariant(ChannelTemplates):
     """An A/B variant of a send step: its own templates and a weight. A step
     with variants picks one per enrollment, deterministically."""
 
     step = models.ForeignKey(JourneyStep, on_delete=models.CASCADE, related_name="variants")
     key = models.CharField(max_length=20, help_text="A, B, …")
     weight = models.PositiveSmallIntegerField(default=50, validators=[MinValueValidator(1)])
-    email_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    sms_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    in_app_template = models.ForeignKey(
-        "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
 
     class Meta:
         ordering = ["step", "key"]
@@ -339,13 +338,6 @@ class StepVariant(TenantOwnedModel):
     def __str__(self) -> str:
         return f"{self.step} / {self.key}"
 
-    def template_for(self, channel: str):
-        return {
-            "email": self.email_template,
-            "sms": self.sms_template,
-            "in_app": self.in_app_template,
-        }.get(channel)
-
 
 class EnrollmentStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -353,6 +345,10 @@ class EnrollmentStatus(models.TextChoices):
     EXITED = "exited", "Exited"
     HELD_OUT = "held_out", "Held out"
     FAILED = "failed", "Failed"
+
+
+# Enrollments still walking their steps (held-out ones walk them without acting).
+LIVE_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.HELD_OUT)
 
 
 class Enrollment(TenantOwnedModel):

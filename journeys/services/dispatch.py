@@ -28,6 +28,7 @@ from django.db import connection, transaction
 
 from commerce.models import Customer, Order, ProductFamily
 from journeys.models import (
+    LIVE_STATUSES,
     SEND_ACTIONS,
     Action,
     Enrollment,
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 MAX_ATTEMPTS = 5
 RETRY_MINUTES = (1, 5, 15, 60)
-LIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.HELD_OUT)
+LIVE = LIVE_STATUSES
 
 
 @dataclass

@@ -13,7 +13,6 @@ from commerce.models import Customer
 from journeys.models import (
     SEND_ACTIONS,
     Enrollment,
-    EnrollmentStatus,
     Journey,
     JourneyStep,
     JourneyVersion,
@@ -130,7 +129,3 @@ def enrollment_stop(*, enrollment: Enrollment, reason: str = "manual", actor=Non
                 user=actor,
             )
     return bool(stopped)
-
-
-def enrollment_status_live(status: str) -> bool:
-    return status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.HELD_OUT)

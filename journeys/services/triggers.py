@@ -32,6 +32,7 @@ from django.db.models import F, Max, Q
 
 from commerce.models import ChannelConsent, ConsentStatus, Customer, Order, OrderLine, Touchpoint
 from journeys.models import (
+    LIVE_STATUSES,
     Enrollment,
     EnrollmentStatus,
     Journey,
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 LOOKBACK = timedelta(minutes=5)
 FEEDS = {"touchpoints": Touchpoint, "transitions": SegmentTransition}
 SCAN_CHUNK = 5000
-LIVE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.HELD_OUT)
+LIVE = LIVE_STATUSES
 _LOCK_CLASS = 7301
 
 
