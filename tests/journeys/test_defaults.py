@@ -35,10 +35,6 @@ def installed(tenant) -> dict[str, Journey]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Wiring waits on 27 tests that assume an empty new store (see the issue 6 note).",
-)
 def test_tenant_created_hook_is_registered():
     assert on_tenant_created in TENANT_CREATED_HOOKS
 

@@ -185,7 +185,10 @@ def test_editing_an_active_journey_makes_a_version_and_in_flight_runs_keep_their
     order_upsert(tenant=tenant, data=order_data("o-2", "c-2"), source="api")
     run_for(tenant, days=15, step_hours=6)
 
-    assert v2.number == 2 and Journey.objects.for_tenant(tenant).get().current_version == v2
+    assert (
+        v2.number == 2
+        and Journey.objects.for_tenant(tenant).get(pk=journey.pk).current_version == v2
+    )
     first = Enrollment.objects.for_tenant(tenant).get(
         journey=journey, customer__email="c-1@shop.example"
     )
