@@ -11,6 +11,9 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+# The cause on segment and tier moves that come from a bulk load of history.
+IMPORT_CAUSE = "import"
+
 
 def register() -> None:
     from commerce.services.customers import CUSTOMER_FACTS_CHANGED_HOOKS, CUSTOMER_MERGE_HOOKS
@@ -46,10 +49,12 @@ def on_order_ingested(order, created: bool) -> None:
 
 
 def on_orders_bulk_loaded(tenant) -> None:
-    """After a CSV import or demo seed: one full recompute, not one task per order."""
+    """After a CSV import or demo seed: one full recompute, not one task per order.
+    Its moves are recorded with cause ``import``: loaded history, not news, so
+    they start no journey."""
     from segments.tasks import recompute_tenant
 
-    _enqueue(recompute_tenant, tenant.pk, True)
+    _enqueue(recompute_tenant, tenant.pk, True, IMPORT_CAUSE)
 
 
 def on_customer_merged(survivor, merged) -> dict[str, int]:

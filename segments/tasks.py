@@ -69,18 +69,19 @@ def refresh_rule_members(tenant_id: int, customer_ids: list[int], cause: str) ->
 
 
 @shared_task(name="segments.recompute_tenant", **RETRY)
-def recompute_tenant(tenant_id: int, families: bool = True) -> dict:
+def recompute_tenant(tenant_id: int, families: bool = True, cause: str = "recompute") -> dict:
+    """``cause`` is ``import`` after a bulk load of history (see ``rfm_recompute``)."""
     from segments.services.families import families_rebuild
     from segments.services.memberships import segments_refresh_all
     from segments.services.rfm import rfm_recompute, tier_counts_store
 
     if not Tenant.objects.filter(pk=tenant_id).exists():
         return {"missing": tenant_id}
-    result = rfm_recompute(tenant_id)
+    result = rfm_recompute(tenant_id, cause=cause)
     tier_counts_store(tenant_id)
     if families:
         families_rebuild(tenant_id)
-    segments_refresh_all(tenant_id, cause="recompute")
+    segments_refresh_all(tenant_id, cause=cause)
     return {"buyers": result.buyers, "changed": result.changed, "seconds": round(result.seconds, 3)}
 
 

@@ -44,6 +44,7 @@ from journeys.models import (
     TriggerKind,
 )
 from retention import clock
+from segments.hooks import IMPORT_CAUSE
 from segments.models import CustomerRFM, SegmentKind, SegmentMembership, SegmentTransition
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,9 @@ def _read_transitions(tenant_id: int, id_range: tuple[int, int], segments: set[i
     return list(
         SegmentTransition.objects.for_tenant(tenant_id)
         .filter(id__gt=low, id__lte=high, segment_id__in=segments)
+        # Moves from a bulk load of history (a CSV import, the demo seed) are not
+        # news: a year of imported buyers entering their tiers starts nothing.
+        .exclude(cause=IMPORT_CAUSE)
         .order_by("id")
         .values("id", "customer_id", "segment_id", "kind", "at")
     )

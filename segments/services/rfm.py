@@ -243,7 +243,7 @@ _WRITES = (
     """,
     """
     INSERT INTO segments_segmenttransition (tenant_id, segment_id, customer_id, kind, at, cause)
-    SELECT %(tenant)s, s.id, d.id, x.kind, %(now)s, 'recompute'
+    SELECT %(tenant)s, s.id, d.id, x.kind, %(now)s, %(cause)s
     FROM segments_rfm_diff d
     CROSS JOIN (VALUES ('left'), ('entered')) AS x(kind)
     JOIN segments_segment s
@@ -266,11 +266,14 @@ def rfm_recompute(
     as_of: datetime | None = None,
     engine: str | None = None,
     only_if_never: bool = False,
+    cause: str = "recompute",
 ) -> RecomputeResult | None:
     """Re-rank every buyer of the tenant: scores, tiers, quintile edges, and a
     transition for every tier change. Rows are only written when they changed.
     ``only_if_never``: do nothing (return None) if a recompute has run, checked
-    under the lock, so a new tenant's first orders rank it once, not once each."""
+    under the lock, so a new tenant's first orders rank it once, not once each.
+    ``cause`` goes on the transitions: ``import`` after a bulk load of history,
+    which journeys do not treat as anything happening now."""
     tenant_id = getattr(tenant, "pk", tenant)
     as_of = as_of or clock.now()
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
@@ -283,7 +286,7 @@ def rfm_recompute(
         if only_if_never and settings.last_full_at is not None:
             return None
         run = _recompute_sql if engine == "sql" else _recompute_python
-        result = run(tenant_id, settings, as_of)
+        result = run(tenant_id, settings, as_of, cause)
         result.seconds = time.perf_counter() - started
         settings.last_full_at = as_of
         settings.last_full_seconds = result.seconds
@@ -299,9 +302,12 @@ def rfm_recompute(
     return result
 
 
-def _recompute_sql(tenant_id: int, settings: SegmentSettings, as_of: datetime) -> RecomputeResult:
+def _recompute_sql(
+    tenant_id: int, settings: SegmentSettings, as_of: datetime, cause: str
+) -> RecomputeResult:
     params = {
         "tenant": tenant_id,
+        "cause": cause,
         "start": window_start(settings, as_of),
         "now": as_of,
         "repeat": settings.repeat_min_orders,
@@ -439,7 +445,7 @@ def _ranks(values: list) -> dict:
 
 
 def _recompute_python(
-    tenant_id: int, settings: SegmentSettings, as_of: datetime
+    tenant_id: int, settings: SegmentSettings, as_of: datetime, cause: str
 ) -> RecomputeResult:
     """The same definitions as the SQL statement, for databases without it."""
     rows = list(_aggregate(tenant_id, window_start(settings, as_of)))
@@ -475,7 +481,7 @@ def _recompute_python(
         }
     settings.boundaries = Edges(**edges).dump()
     changed, removed, moves = _write_rows(tenant_id, targets, as_of)
-    transitions = _record_tier_moves(tenant_id, moves, as_of, cause="recompute")
+    transitions = _record_tier_moves(tenant_id, moves, as_of, cause=cause)
     return RecomputeResult(
         tenant_id=tenant_id,
         buyers=n,

@@ -3,7 +3,7 @@ templates that render; installing is cheap, idempotent and per tenant."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -145,6 +145,48 @@ def test_tier_follow_ups_start_from_the_stores_own_tier_segments(tenant, other_t
         assert version.trigger == "segment_entered"
         assert version.segment == tiers[tier]
         assert version.exit_on_order is True
+
+
+def test_imported_history_starts_no_tier_follow_up_but_a_new_order_does(
+    tenant, eager_tasks, django_capture_on_commit_callbacks
+):
+    from commerce.services.orders import order_upsert, orders_bulk_loaded
+    from journeys.models import Enrollment
+    from journeys.services.engine import journeys_tick
+    from segments.models import SegmentTransition
+
+    one_time = installed(tenant)["one-time-follow-up"]
+    clock.set_now(one_time.current_version.activated_at + timedelta(minutes=1))
+    for n in range(3):  # last year's buyers, loaded in bulk (a CSV import, the demo seed)
+        make_order(CustomerFactory(tenant=tenant), clock.now() - timedelta(days=100 + n))
+    with django_capture_on_commit_callbacks(execute=True):
+        orders_bulk_loaded(tenant)
+    clock.advance(minutes=1)
+    journeys_tick(tenant_id=tenant.pk)
+
+    moves = SegmentTransition.objects.for_tenant(tenant)
+    assert set(moves.values_list("cause", flat=True)) == {"import"}
+    assert moves.count() == 3
+    assert not Enrollment.objects.for_tenant(tenant).filter(journey=one_time).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_upsert(
+            tenant=tenant,
+            source="api",
+            data={
+                "id": "new-1",
+                "customer": {"id": "n-1", "email": "new@shop.example"},
+                "placed_at": clock.now(),
+                "total": Decimal("20.00"),
+                "currency": "EUR",
+                "lines": [{"sku": "A-1", "quantity": 1, "unit_price": Decimal("20.00")}],
+            },
+        )
+    clock.advance(minutes=1)
+    journeys_tick(tenant_id=tenant.pk)
+
+    enrolled = Enrollment.objects.for_tenant(tenant).filter(journey=one_time)
+    assert list(enrolled.values_list("customer__email", flat=True)) == ["new@shop.example"]
 
 
 def test_family_window_journeys_wait_for_the_family_and_exit_on_an_order(tenant):
