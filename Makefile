@@ -28,6 +28,8 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py seed_demo --tenant demo --customers 2000 --days 365 --seed 1 --if-empty
 	$(BIN)/python manage.py demo_segments --tenant demo
 	$(BIN)/python manage.py demo_messaging --tenant demo
+	$(BIN)/python manage.py install_journeys --tenant demo
+	$(BIN)/python manage.py simulate --tenant demo --days 7 --seed 1 --once
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## Set up and run the whole test suite against PostgreSQL and Redis
