@@ -240,6 +240,8 @@ def _plan(journey: Journey, customer) -> tuple[list[dict], str]:
         if item.step.condition:
             # The flow picture's wording, with the segment's name.
             note = f"Only if the customer {condition_text(item.step, names)}."
+        if item.variant:
+            note = f"Variant {item.variant}. {note}".strip()
         rows.append(
             {
                 "step": item.step,

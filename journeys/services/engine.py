@@ -43,6 +43,7 @@ class PlannedStep:
     channel: str
     content: Content | None
     note: str = ""
+    variant: str = ""  # "A (50%)": a step with variants is planned once per variant
 
 
 def journey_plan(
@@ -54,7 +55,9 @@ def journey_plan(
 ) -> list[PlannedStep]:
     """What this customer would receive and when, if the trigger fired at
     ``trigger_at`` and every step ran on time (conditions are shown, not
-    evaluated: they depend on what the customer does meanwhile)."""
+    evaluated: they depend on what the customer does meanwhile). A step with
+    A/B variants appears once per variant with its share: which one a customer
+    gets is drawn when they are enrolled."""
     from messaging.services.templates import template_render
 
     if customer.tenant_id != version.tenant_id:
@@ -78,9 +81,15 @@ def journey_plan(
         row.last_step_at = at
         note = f"only if {step.get_condition_display().lower()}" if step.condition else ""
         if step.action in SEND_ACTIONS:
-            channel, template = _channel_and_template(step, step, customer)
-            content = template_render(template=template, customer=customer) if template else None
-            plan.append(PlannedStep(step, at, channel, content, note))
+            variants = list(step.variants.all())
+            total = sum(v.weight for v in variants)
+            for holder in variants or [step]:
+                channel, template = _channel_and_template(step, holder, customer)
+                content = (
+                    template_render(template=template, customer=customer) if template else None
+                )
+                share = f"{holder.key} ({holder.weight / total:.0%})" if variants else ""
+                plan.append(PlannedStep(step, at, channel, content, note, share))
         else:
             plan.append(PlannedStep(step, at, "", None, note or step.get_action_display()))
     return plan

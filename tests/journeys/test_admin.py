@@ -603,8 +603,11 @@ def test_test_mode_says_which_condition_a_planned_step_waits_for(marketer_client
         (1, ""),
         (2, "Only if the customer opened the previous message."),
         (3, "Only if the customer is in segment “VIP buyers”."),
-        (4, ""),
+        (4, "Variant A (70%)."),
+        (4, "Variant B (30%)."),
     ]
+    offers = [r["subject"] for r in response.context["plan"] if r["step"].position == 4]
+    assert offers == ["Offer A for Ann", "Offer B for Ann"]
 
 
 def test_enrolling_a_test_customer_for_real_needs_a_confirmation(marketer_client, tenant, ann):
