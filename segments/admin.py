@@ -16,7 +16,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -192,6 +194,18 @@ class SegmentForm(forms.ModelForm):
                 self.add_error(None, f"{key}: {message}")
 
 
+class ListSegmentForm(forms.Form):
+    name = forms.CharField(max_length=Segment._meta.get_field("name").max_length)
+    slug = forms.SlugField(
+        max_length=Segment._meta.get_field("slug").max_length,
+        required=False,
+        help_text="Leave empty to make one from the name.",
+    )
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 90})
+    )
+
+
 # --- segments ------------------------------------------------------------------------------
 
 
@@ -317,10 +331,53 @@ class SegmentAdmin(TenantAdmin):
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
         return [
+            path(
+                "add-list/",
+                self.admin_site.admin_view(self.add_list_view),
+                name="segments_segment_add_list",
+            ),
             path("add/preview/", preview, name="segments_segment_preview_add"),
             path("<path:object_id>/preview/", preview, name="segments_segment_preview"),
             *super().get_urls(),
         ]
+
+    def add_list_view(self, request: HttpRequest) -> HttpResponse:
+        """A list segment: no conditions, members are added and removed by
+        journey steps (and the API). Made by ``list_segment_create``."""
+        from segments.services.lists import list_segment_create
+
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ListSegmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                segment = list_segment_create(
+                    tenant=tenant, actor=request.user, **form.cleaned_data
+                )
+            except (InvalidInput, Conflict) as exc:
+                for key, message in exc.fields.items():
+                    form.add_error(key if key in form.fields else None, message)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    f"List segment “{segment.name}” created. Journey steps can now add "
+                    "customers to it or remove them.",
+                )
+                return redirect(reverse("admin:segments_segment_change", args=[segment.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add list segment",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/segments/segment/add_list.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"may_add_list": getattr(request, "tenant", None) is not None}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     def preview_view(self, request: HttpRequest, object_id: str | None = None) -> JsonResponse:
         """JSON for the builder: how many customers the conditions in the query

@@ -23,7 +23,8 @@ from django.db.models.functions import Greatest
 from commerce.models import Customer
 from retention import clock
 from retention.errors import InvalidInput
-from retention.models import Tenant
+from retention.models import AuditAction, Tenant
+from retention.services import audit_record
 from segments.models import (
     Segment,
     SegmentKind,
@@ -45,21 +46,31 @@ VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, segment_id, customer_id) DO NOTH
 
 
 def list_segment_create(
-    *, tenant: Tenant | int, name: str, slug: str = "", description: str = ""
+    *, tenant: Tenant | int, name: str, slug: str = "", description: str = "", actor=None
 ) -> Segment:
-    """A new, empty list segment (the name and slug checked as for rule segments)."""
+    """A new, empty list segment (the name and slug checked as for rule
+    segments), audited."""
     tenant_id = getattr(tenant, "pk", tenant)
     clean = segment_validate(
         tenant=tenant_id, data={"name": name, "slug": slug, "description": description}
     )
-    return Segment.objects.create(
-        tenant_id=tenant_id,
-        kind=SegmentKind.LIST,
-        name=clean["name"],
-        slug=clean["slug"],
-        description=clean["description"],
-        counted_at=clock.now(),
-    )
+    with transaction.atomic():
+        segment = Segment.objects.create(
+            tenant_id=tenant_id,
+            kind=SegmentKind.LIST,
+            name=clean["name"],
+            slug=clean["slug"],
+            description=clean["description"],
+            counted_at=clock.now(),
+        )
+        audit_record(
+            tenant=tenant_id,
+            action=AuditAction.CREATE,
+            obj=segment,
+            changes={"name": segment.name, "slug": segment.slug, "kind": segment.kind},
+            user=actor,
+        )
+    return segment
 
 
 def segment_member_add(

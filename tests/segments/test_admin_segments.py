@@ -494,3 +494,46 @@ def test_transition_history_is_read_only_and_filtered(
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     theirs_move = SegmentTransition.objects.for_tenant(theirs.tenant_id).first()
     assert marketer_client.get(url("segmenttransition_change", theirs_move.pk)).status_code == 404
+
+
+# --- list segments ------------------------------------------------------------------------------
+
+
+def test_marketer_creates_a_list_segment_from_the_changelist(marketer_client, tenant, other_tenant):
+    listing = marketer_client.get(url("segment_changelist")).content.decode()
+    assert "Add list segment" in listing
+    page = marketer_client.get(url("segment_add_list"))
+    assert page.status_code == 200
+    assert "A list segment has no conditions" in page.content.decode()
+
+    resp = marketer_client.post(url("segment_add_list"), {"name": "Asked for a call"})
+
+    segment = Segment.objects.for_tenant(tenant).get(name="Asked for a call")
+    assert resp.status_code == 302
+    assert resp["Location"] == url("segment_change", segment.pk)
+    assert (segment.kind, segment.slug, segment.member_count) == (
+        SegmentKind.LIST,
+        "asked-for-a-call",
+        0,
+    )
+    assert not Segment.objects.for_tenant(other_tenant).filter(name="Asked for a call").exists()
+    entry = AuditEntry.objects.get(tenant=tenant, object_type="segments.segment", action="create")
+    assert entry.actor_user_id == marketer_client.user.pk
+
+
+def test_a_list_segment_with_a_taken_slug_is_refused_on_the_form(marketer_client, repeat_segment):
+    resp = marketer_client.post(url("segment_add_list"), {"name": "Again", "slug": "repeat"})
+
+    assert resp.status_code == 200
+    assert resp.context["form"].errors["slug"] == [
+        "A segment with the slug 'repeat' already exists in this store."
+    ]
+    assert not Segment.objects.for_tenant(repeat_segment.tenant).filter(name="Again").exists()
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT])
+def test_only_editors_create_list_segments(tenant, role):
+    client = login_as(tenant, role)
+    assert "Add list segment" not in client.get(url("segment_changelist")).content.decode()
+    assert client.post(url("segment_add_list"), {"name": "Sneaky"}).status_code == 403
+    assert not Segment.objects.for_tenant(tenant).filter(name="Sneaky").exists()
