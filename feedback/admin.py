@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from feedback import admin_surveys  # noqa: F401  (registers the survey screens)
 from feedback.models import Callback
 from retention.admin_base import TenantAdmin, readonly_everything
 

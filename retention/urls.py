@@ -40,6 +40,8 @@ urlpatterns = [
     path("hooks/", include("commerce.urls_hooks")),
     path("", include("commerce.urls_pages")),
     path("", include("messaging.urls_pages")),
+    path("", include("feedback.urls_pages")),
+    path("agent/", include("feedback.urls_agent")),
 ]
 
 handler400 = "retention.errors.handler400"

@@ -42,13 +42,13 @@ def test_a_callback_is_open_and_due_the_default_sla_from_now(tenant):
     )
     assert (callback.reason, callback.source) == ("Rated the delivery 2 of 5", "journey")
     assert callback.context == {"journey_id": 7, "step_id": 3}
-    assert (callback.created_at, callback.due_by) == (NOW, NOW + timedelta(hours=24))
+    assert (callback.created_at, callback.due_by) == (NOW, NOW + timedelta(minutes=15))
     assert (callback.claimed_by, callback.claimed_at, callback.done_at) == (None, None, None)
 
 
 def test_the_tenants_sla_sets_the_deadline(tenant):
     settings = feedback_settings(tenant)
-    settings.callback_sla_hours = 2
+    settings.first_contact_minutes = 120
     settings.save()
 
     callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
@@ -65,7 +65,7 @@ def test_the_same_key_twice_returns_the_first_callback(tenant):
 
     assert created is False
     assert again.pk == first.pk
-    assert (again.reason, again.priority, again.due_by) == ("First", 0, NOW + timedelta(hours=24))
+    assert (again.reason, again.priority, again.due_by) == ("First", 0, NOW + timedelta(minutes=15))
     assert Callback.objects.for_tenant(tenant).count() == 1
 
 
@@ -144,14 +144,14 @@ def test_another_tenants_customer_is_refused(tenant, other_tenant):
 
 
 def test_keys_and_slas_are_per_tenant(tenant, other_tenant):
-    FeedbackSettings.objects.create(tenant=other_tenant, callback_sla_hours=4)
+    FeedbackSettings.objects.create(tenant=other_tenant, first_contact_minutes=240)
 
     ours, created_ours = _create(tenant, CustomerFactory(tenant=tenant), key="same")
     theirs, created_theirs = _create(other_tenant, CustomerFactory(tenant=other_tenant), key="same")
 
     assert created_ours is created_theirs is True
     assert ours.pk != theirs.pk
-    assert (ours.due_by, theirs.due_by) == (NOW + timedelta(hours=24), NOW + timedelta(hours=4))
+    assert (ours.due_by, theirs.due_by) == (NOW + timedelta(minutes=15), NOW + timedelta(hours=4))
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Feedback services. For now: the tenant's feedback settings and queueing a
-callback (journey steps, and later detractor surveys, call this); claiming and
-working the queue come with the agents' screens."""
+"""The callback queue: queueing a callback (journey steps and detractor
+surveys call this), and working it (claim, release, reassign, log a contact,
+schedule a follow-up, resolve)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from commerce.models import Customer
-from feedback.models import Callback, FeedbackSettings
+from feedback.models import Callback, SurveyResponse
+from feedback.services.settings import feedback_settings
 from retention import clock
 from retention.errors import InvalidInput
 from retention.models import Tenant
@@ -22,13 +23,6 @@ KEY_MAX = Callback._meta.get_field("idempotency_key").max_length
 PRIORITY_RANGE = (-1000, 1000)
 
 
-def feedback_settings(tenant: Tenant | int) -> FeedbackSettings:
-    """The tenant's settings, created with the defaults on first use."""
-    tenant_id = getattr(tenant, "pk", tenant)
-    found, _ = FeedbackSettings.objects.for_tenant(tenant_id).get_or_create(tenant_id=tenant_id)
-    return found
-
-
 def callback_create(
     *,
     tenant: Tenant | int,
@@ -38,6 +32,8 @@ def callback_create(
     idempotency_key: str,
     context: dict[str, Any] | None = None,
     priority: int = 0,
+    survey_response: SurveyResponse | None = None,
+    asked_for_call: bool = False,
 ) -> tuple[Callback, bool]:
     """Queue a callback, due the tenant's SLA from now; returns (callback,
     created). The same ``idempotency_key`` again (a retried step, a re-run
@@ -49,7 +45,7 @@ def callback_create(
     # A merged-away customer's calls go to the survivor, whose record is current.
     customer_id = customer.merged_into_id or customer.pk
     now = clock.now()
-    sla = timedelta(hours=feedback_settings(tenant_id).callback_sla_hours)
+    sla = timedelta(minutes=feedback_settings(tenant_id).first_contact_minutes)
     # get_or_create inserts in a savepoint and, on losing a race for the key,
     # reads the winner's row: the caller's transaction stays usable.
     callback, created = Callback.objects.for_tenant(tenant_id).get_or_create(
@@ -61,6 +57,8 @@ def callback_create(
             "source": source,
             "context": context or {},
             "priority": priority,
+            "survey_response": survey_response,
+            "asked_for_call": asked_for_call,
             "due_by": now + sla,
             "created_at": now,
         },
@@ -101,6 +99,3 @@ def _clean(reason: Any, source: Any, key: Any, context: Any, priority: Any) -> t
         first_key, first_error = next(iter(errors.items()))
         raise InvalidInput(f"{first_key}: {first_error}", fields=errors)
     return reason, source, key
-
-
-__all__ = ["callback_create", "feedback_settings"]

@@ -1,0 +1,2 @@
+"""Admin screens for survey invitations and responses (imported by
+``feedback.admin``)."""

@@ -1,0 +1,8 @@
+"""Where the callback queue listens to the rest of the platform (wired in
+``apps.ready``)."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    """Add the callback hooks to the other apps' hook lists (idempotent)."""

@@ -1,0 +1,3 @@
+"""The support agents' callback queue at ``/agent/callbacks/``."""
+
+urlpatterns: list = []

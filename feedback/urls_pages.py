@@ -1,0 +1,3 @@
+"""Hosted pages for shoppers: the survey at ``/s/<token>/``."""
+
+urlpatterns: list = []
