@@ -14,6 +14,7 @@ from datetime import time
 
 from commerce.models import Channel, FulfillmentStatus
 from journeys.models import (
+    PREFERRED_ACTIONS,
     SEND_ACTIONS,
     Action,
     Condition,
@@ -39,6 +40,7 @@ ACTION_ICONS = {
     Action.SMS: "💬",
     Action.IN_APP: "🔔",
     Action.PREFERRED: "✉",
+    Action.SURVEY: "★",
     Action.CALLBACK: "☎",
     Action.SEGMENT_ADD: "+",
     Action.SEGMENT_REMOVE: "-",
@@ -241,7 +243,7 @@ def step_sends(step: JourneyStep) -> tuple[list[SendOption], list[dict]]:
             template = getattr(holder, attr)
             if template is None:
                 continue
-            if step.action not in (channel, Action.PREFERRED):
+            if step.action != channel and step.action not in PREFERRED_ACTIONS:
                 continue
             label = _label(Channel, channel)
             sends.append(SendOption(channel, label, template, key, weight, percent))
@@ -256,8 +258,14 @@ def action_text(step: JourneyStep, sends: list[SendOption]) -> str:
     preferred channel: Email “…”, SMS “…”", "Add to segment “VIP”"."""
     action = step.action
     if action in SEND_ACTIONS:
-        preferred = action == Action.PREFERRED
-        verb = "Send on the customer's preferred channel" if preferred else f"Send {NOUNS[action]}"
+        preferred = action in PREFERRED_ACTIONS
+        verb = (
+            "Send the delivery survey on the customer's preferred channel"
+            if action == Action.SURVEY
+            else "Send on the customer's preferred channel"
+            if preferred
+            else f"Send {NOUNS[action]}"
+        )
         if any(s.variant for s in sends):
             return f"{verb}, A/B test"
         names = ", ".join(

@@ -236,9 +236,12 @@ class Action(models.TextChoices):
     SEGMENT_ADD = "segment_add", "Add to segment"
     SEGMENT_REMOVE = "segment_remove", "Remove from segment"
     WEBHOOK = "webhook", "Post to an outbound webhook"
+    SURVEY = "survey", "Send the delivery survey on the customer's preferred channel"
 
 
-SEND_ACTIONS = (Action.EMAIL, Action.SMS, Action.IN_APP, Action.PREFERRED)
+SEND_ACTIONS = (Action.EMAIL, Action.SMS, Action.IN_APP, Action.PREFERRED, Action.SURVEY)
+# Sends whose channel is the customer's preferred one among the step's templates.
+PREFERRED_ACTIONS = (Action.PREFERRED, Action.SURVEY)
 
 
 class ChannelTemplates(TenantOwnedModel):

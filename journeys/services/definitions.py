@@ -19,6 +19,7 @@ from django.db.models import Model
 
 from commerce.models import Channel, FulfillmentStatus
 from journeys.models import (
+    PREFERRED_ACTIONS,
     SEND_ACTIONS,
     Action,
     Condition,
@@ -348,7 +349,7 @@ def _template(tenant_id: int, value, channel: str, category: str, field: str, er
 
 
 def _needs_template(action: str, holder: dict, prefix: str, errors: _Errors) -> None:
-    if action == Action.PREFERRED:
+    if action in PREFERRED_ACTIONS:
         if not any(holder.get(name) for name in TEMPLATE_FIELDS):
             errors.add(f"{prefix}.email_template", "Choose at least one template.")
         return
