@@ -73,7 +73,10 @@ VARIABLES: dict[str, dict[str, Any]] = {
     },
     "product": dict.fromkeys(["name", "sku", "price", "family"]),
     "store": {"name": None},
-    "links": dict.fromkeys(["preferences", "unsubscribe", "order_status"]),
+    # links.survey is the post-delivery survey's link (/s/<token>/): only a
+    # message that carries a survey invitation has it (the sender passes
+    # extra={"links": {"survey": url}}); anywhere else it prints nothing.
+    "links": dict.fromkeys(["preferences", "unsubscribe", "order_status", "survey"]),
 }
 FORLOOP: dict[str, Any] = dict.fromkeys(
     ["counter", "counter0", "revcounter", "revcounter0", "first", "last"]

@@ -106,6 +106,13 @@ def on_customer_merged(survivor, merged) -> dict[str, int]:
 FIELDS_BY_CAUSE = {"consent": {"consent"}, "touchpoint": {"touchpoint"}}
 
 
+def refresh_fields_on(cause: str, fields: set[str]) -> None:
+    """Another app's condition fields that read a customer fact: re-test them
+    when that fact changes (``cause`` as passed to ``customer_facts_changed``).
+    Feedback's ``survey_class`` and ``survey_wants`` read survey touchpoints."""
+    FIELDS_BY_CAUSE.setdefault(cause, set()).update(fields)
+
+
 def on_customer_facts_changed(tenant_id: int, customer_ids: list[int], cause: str) -> None:
     """After a consent change or tracked events commit: re-test the rule segments
     that read them, for those customers only; nothing to do (and no task) when no

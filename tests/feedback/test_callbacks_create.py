@@ -1,20 +1,23 @@
-"""Queueing a callback: due the tenant's SLA from now, once per idempotency
-key, scoped to the tenant, and listed read-only in the admin."""
+"""Queueing a callback: due the tenant's SLA of business time from now, with a
+computed priority unless one is given, once per idempotency key, audited and
+on the customer's timeline, scoped to the tenant, and listed read-only in the
+admin."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from commerce.models import Customer
+from commerce.models import Customer, Touchpoint
 from feedback.models import Callback, CallbackStatus, FeedbackSettings
 from feedback.services import callback_create, feedback_settings
 from retention import clock
 from retention.errors import InvalidInput
+from retention.models import AuditEntry, Tenant
 from tests.factories import CustomerFactory
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # Monday 14:00 in Berlin (the tenants' zone)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +68,11 @@ def test_the_same_key_twice_returns_the_first_callback(tenant):
 
     assert created is False
     assert again.pk == first.pk
-    assert (again.reason, again.priority, again.due_by) == ("First", 0, NOW + timedelta(minutes=15))
+    assert (again.reason, again.priority, again.due_by) == (
+        "First",
+        30,  # computed: no rating, no RFM row
+        NOW + timedelta(minutes=15),
+    )
     assert Callback.objects.for_tenant(tenant).count() == 1
 
 
@@ -129,6 +136,78 @@ def test_overdue_means_open_or_claimed_past_the_deadline(tenant):
     assert callback.is_overdue(late) is False
 
 
+# --- business hours ------------------------------------------------------------------------
+
+
+def test_a_callback_queued_on_friday_evening_is_due_monday_after_opening(tenant):
+    clock.set_now(datetime(2026, 6, 5, 18, 30, tzinfo=UTC))  # Friday 20:30 in Berlin
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
+
+    assert callback.due_by == datetime(2026, 6, 8, 7, 15, tzinfo=UTC)  # Monday 09:15 CEST
+
+
+def test_the_tenants_opening_hours_and_days_set_the_deadline(tenant):
+    settings = feedback_settings(tenant)
+    settings.opening_time, settings.closing_time = time(8), time(12)
+    settings.business_days = [0, 2]  # Monday and Wednesday
+    settings.save()
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))  # Monday 14:00, closed
+
+    assert callback.due_by == datetime(2026, 6, 3, 6, 15, tzinfo=UTC)  # Wednesday 08:15
+
+
+def test_the_tenants_timezone_sets_the_deadline(tenant):
+    Tenant.objects.filter(pk=tenant.pk).update(timezone="America/New_York")
+    tenant.refresh_from_db()
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))  # 08:00 in New York
+
+    assert callback.due_by == datetime(2026, 6, 1, 13, 15, tzinfo=UTC)  # 09:15 EDT
+
+
+def test_stored_hours_that_cannot_work_fall_back_to_wall_time_instead_of_failing(tenant):
+    FeedbackSettings.objects.create(
+        tenant=tenant, opening_time=time(17), closing_time=time(9), business_days=[]
+    )
+
+    callback, created = _create(tenant, CustomerFactory(tenant=tenant))
+
+    assert created is True
+    assert callback.due_by == NOW + timedelta(minutes=15)
+
+
+# --- audit and timeline --------------------------------------------------------------------
+
+
+def test_a_new_callback_is_audited_and_on_the_customers_timeline_once(tenant):
+    ann = CustomerFactory(tenant=tenant)
+
+    callback, _ = _create(tenant, ann, priority=7)
+    _create(tenant, ann, priority=7)  # the same key again
+
+    entries = AuditEntry.objects.for_tenant(tenant).filter(object_type="feedback.callback")
+    assert [(e.action, e.object_id, e.actor_user_id) for e in entries] == [
+        ("create", str(callback.pk), None)
+    ]
+    assert entries[0].changes == {
+        "event": "callback.created",
+        "source": "journey",
+        "priority": 7,
+        "due_by": (NOW + timedelta(minutes=15)).isoformat(),
+    }
+    touchpoints = Touchpoint.objects.for_tenant(tenant).filter(customer=ann)
+    assert [(t.category, t.kind, t.source, t.occurred_at) for t in touchpoints] == [
+        ("support", "callback.created", "support", NOW)
+    ]
+    assert touchpoints[0].properties == {
+        "reason": "Rated the delivery 2 of 5",
+        "source": "journey",
+        "priority": 7,
+    }
+
+
 # --- two tenants ---------------------------------------------------------------------------
 
 
@@ -151,7 +230,11 @@ def test_keys_and_slas_are_per_tenant(tenant, other_tenant):
 
     assert created_ours is created_theirs is True
     assert ours.pk != theirs.pk
-    assert (ours.due_by, theirs.due_by) == (NOW + timedelta(minutes=15), NOW + timedelta(hours=4))
+    # Theirs: three hours to closing at 17:00, the fourth on Tuesday from 09:00.
+    assert (ours.due_by, theirs.due_by) == (
+        NOW + timedelta(minutes=15),
+        datetime(2026, 6, 2, 8, 0, tzinfo=UTC),
+    )
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -351,7 +351,7 @@ def test_the_documented_variables_are_the_known_ones():
         "order.items": ["name", "sku", "quantity"],
         "product": ["name", "sku", "price", "family"],
         "store": ["name"],
-        "links": ["preferences", "unsubscribe", "order_status"],
+        "links": ["preferences", "unsubscribe", "order_status", "survey"],
     }
 
 
