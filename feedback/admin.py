@@ -1,10 +1,13 @@
 """Admin screens for feedback: a read-only list of the callback queue (each
 linking to the agents' page at /agent/callbacks/<id>/, where callbacks are
-worked) with its contact log, and the store's feedback settings (business
-hours for the callback SLA, survey thresholds). Callbacks change only through
-the services, so nothing of theirs is edited here."""
+worked) with its contact log, and the store's feedback settings (the callback
+SLA minutes, survey thresholds; the store's business hours shown read-only,
+with a link to the store settings where owners edit them). Callbacks change
+only through the services, so nothing of theirs is edited here."""
 
 from __future__ import annotations
+
+from datetime import time
 
 from django import forms
 from django.contrib import admin
@@ -15,10 +18,12 @@ from django.utils.html import format_html
 from feedback import admin_surveys  # noqa: F401  (registers the survey screens)
 from feedback.models import Callback, CallbackContact, FeedbackSettings
 from feedback.services import feedback_settings
+from feedback.services.callbacks import business_hours_of
 from feedback.services.surveys import feedback_thresholds_validate
-from feedback.sla import WEEKDAY_NAMES, business_hours_errors
+from feedback.sla import WEEKDAY_NAMES, InvalidBusinessHours
 from retention.admin_base import TenantAdmin, TenantInline, readonly_everything
 from retention.errors import InvalidInput
+from retention.models import Tenant
 
 
 class CallbackContactInline(TenantInline):
@@ -90,44 +95,44 @@ class CallbackAdmin(TenantAdmin):
 
 # --- settings -------------------------------------------------------------------------------
 
-WEEKDAY_CHOICES = [(str(n), name) for n, name in enumerate(WEEKDAY_NAMES)]
+
+def days_label(iso_days: object) -> str:
+    """ISO weekdays as short names, runs joined: [1, 2, 3, 4, 5, 7] → "Mon-Fri, Sun"."""
+    if not isinstance(iso_days, list | tuple):
+        return ""
+    days = sorted({d for d in iso_days if isinstance(d, int) and 1 <= d <= 7})
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    names = [WEEKDAY_NAMES[d - 1][:3] for d in range(1, 8)]
+    return ", ".join(
+        names[run[0] - 1] if len(run) == 1 else f"{names[run[0] - 1]}-{names[run[-1] - 1]}"
+        for run in runs
+    )
+
+
+def business_hours_label(tenant: Tenant) -> str:
+    """The store's business hours in one line: "Mon-Fri, 09:00-17:00 (Europe/Berlin)"."""
+    start, end = tenant.business_hours_start, tenant.business_hours_end
+    times = "-".join(t.strftime("%H:%M") if isinstance(t, time) else str(t) for t in (start, end))
+    return f"{days_label(tenant.business_days) or 'no business days'}, {times} ({tenant.timezone})"
 
 
 class FeedbackSettingsForm(forms.ModelForm):
-    business_days = forms.TypedMultipleChoiceField(
-        choices=WEEKDAY_CHOICES,
-        coerce=int,
-        widget=forms.CheckboxSelectMultiple,
-        required=False,  # an empty choice gets our own message in clean()
-        help_text="The days the support team calls customers back.",
-    )
-
     class Meta:
         model = FeedbackSettings
         fields = [
             "first_contact_minutes",
-            "opening_time",
-            "closing_time",
-            "business_days",
             "survey_valid_days",
             "promoter_min_rating",
             "neutral_min_rating",
         ]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["business_days"] = [str(d) for d in self.instance.business_days or []]
-
     def clean(self):
         data = super().clean()
-        errors = business_hours_errors(
-            opening=data.get("opening_time"),
-            closing=data.get("closing_time"),
-            days=sorted(data.get("business_days") or []),
-        )
-        for field, message in errors.items():
-            self.add_error(field, message)
         promoter, neutral = data.get("promoter_min_rating"), data.get("neutral_min_rating")
         if promoter is not None and neutral is not None:
             try:
@@ -137,33 +142,30 @@ class FeedbackSettingsForm(forms.ModelForm):
             except InvalidInput as exc:
                 for field, message in exc.fields.items():
                     self.add_error(field, message)
-        if "business_days" in data:
-            data["business_days"] = sorted(data.get("business_days") or [])
         return data
 
 
 @admin.register(FeedbackSettings)
 class FeedbackSettingsAdmin(TenantAdmin):
-    """The store's one feedback settings row: business hours for the callback
-    SLA and the survey thresholds. Owners and marketers edit it; the list goes
-    straight to the store's row (created with the defaults on first use)."""
+    """The store's one feedback settings row: the callback SLA minutes and the
+    survey thresholds. Owners and marketers edit it; the list goes straight to
+    the store's row (created with the defaults on first use). The business
+    hours the SLA counts in are the store's own: shown here read-only, edited
+    by owners in the store settings (``TenantSettingsAdmin``)."""
 
     form = FeedbackSettingsForm
-    list_display = ["store", "first_contact_minutes", "opening_time", "closing_time", "days"]
+    list_display = ["store", "first_contact_minutes", "hours"]
     list_select_related = ["tenant"]
+    readonly_fields = ["business_hours"]
     fieldsets = [
         (
             "Callback SLA",
             {
-                "fields": [
-                    "first_contact_minutes",
-                    "opening_time",
-                    "closing_time",
-                    "business_days",
-                ],
+                "fields": ["first_contact_minutes", "business_hours"],
                 "description": "First contact with a new callback is due this many minutes "
                 "of business time after it is queued; outside business hours, that many "
-                "minutes after the next opening. Times are in the store's timezone.",
+                "minutes after the next opening. The business hours are the store's, in "
+                "its timezone.",
             },
         ),
         ("Surveys", {"fields": ["survey_valid_days", "promoter_min_rating", "neutral_min_rating"]}),
@@ -173,9 +175,25 @@ class FeedbackSettingsAdmin(TenantAdmin):
     def store(self, obj: FeedbackSettings) -> str:
         return obj.tenant.name
 
-    @admin.display(description="business days")
-    def days(self, obj: FeedbackSettings) -> str:
-        return ", ".join(WEEKDAY_NAMES[d][:3] for d in sorted(obj.business_days or []))
+    @admin.display(description="business hours")
+    def hours(self, obj: FeedbackSettings) -> str:
+        return business_hours_label(obj.tenant)
+
+    @admin.display(description="business hours")
+    def business_hours(self, obj: FeedbackSettings) -> str:
+        tenant = obj.tenant
+        try:
+            business_hours_of(tenant)
+        except InvalidBusinessHours:
+            problem = " These hours cannot work, so due times count plain minutes."
+        else:
+            problem = ""
+        return format_html(
+            '{}.{} <a href="{}">Edit them in the store settings</a> (only owners may change them).',
+            business_hours_label(tenant),
+            problem,
+            reverse("admin:retention_tenant_change", args=[tenant.pk]),
+        )
 
     def changelist_view(self, request, extra_context=None):
         if request.tenant is not None and self.has_view_permission(request):

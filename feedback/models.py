@@ -17,7 +17,7 @@ callback queue that support agents work against an SLA.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -31,11 +31,16 @@ QUESTION_SET = "delivery-v1"
 
 
 def default_business_days() -> list[int]:
+    # No field uses this any more (business hours are the Tenant's, see
+    # feedback.services.callbacks.business_hours_of), but migration 0002 refers
+    # to it, so it stays for as long as that migration does.
     return [0, 1, 2, 3, 4]  # Monday to Friday (Python's weekday numbers)
 
 
 class FeedbackSettings(TenantOwnedModel):
-    """Per-tenant feedback settings, created on first use."""
+    """Per-tenant feedback settings, created on first use. The business hours
+    the callback SLA counts in are the store's own (``Tenant.business_hours_start``,
+    ``business_hours_end``, ``business_days``), not kept here."""
 
     # --- surveys
     survey_valid_days = models.PositiveSmallIntegerField(
@@ -60,11 +65,6 @@ class FeedbackSettings(TenantOwnedModel):
         validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
         help_text="First contact with a new callback is due within this many minutes of "
         "business time (outside business hours: after the next opening).",
-    )
-    opening_time = models.TimeField(default=time(9, 0), help_text="In the store's timezone.")
-    closing_time = models.TimeField(default=time(17, 0), help_text="In the store's timezone.")
-    business_days = models.JSONField(
-        default=default_business_days, help_text="Weekdays open, 0 = Monday … 6 = Sunday."
     )
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.html import format_html
@@ -27,12 +28,69 @@ class WebhookSecretInline(admin.TabularInline):
         return False
 
 
+# ISO weekdays, as ``Tenant.business_days`` stores them.
+ISO_WEEKDAY_CHOICES = [
+    (1, "Monday"),
+    (2, "Tuesday"),
+    (3, "Wednesday"),
+    (4, "Thursday"),
+    (5, "Friday"),
+    (6, "Saturday"),
+    (7, "Sunday"),
+]
+
+
+class TenantSettingsForm(forms.ModelForm):
+    """Business days as Monday…Sunday checkboxes (stored as sorted ISO weekday
+    numbers). That closing comes after opening is ``Tenant.clean``'s rule,
+    which the model form runs."""
+
+    business_days = forms.TypedMultipleChoiceField(
+        choices=ISO_WEEKDAY_CHOICES,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one business day."},
+        help_text="The days the support team works (and calls customers back).",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "slug",
+            "timezone",
+            "currency",
+            "is_active",
+            "business_hours_start",
+            "business_hours_end",
+            "business_days",
+        ]
+
+    def clean_business_days(self) -> list[int]:
+        return sorted(set(self.cleaned_data["business_days"]))
+
+
 @admin.register(Tenant)
 class TenantSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    """Tenant settings. Members see their own tenant; owners edit it."""
+    """Tenant settings. Members see their own tenant; owners edit it. The
+    business hours here are the store's one source: the callback queue's SLA
+    counts business time within them."""
 
+    form = TenantSettingsForm
     list_display = ["name", "slug", "timezone", "currency", "is_active", "created_at"]
     search_fields = ["name", "slug"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "timezone", "currency", "is_active", "created_at"]}),
+        (
+            "Business hours",
+            {
+                "fields": ["business_hours_start", "business_hours_end", "business_days"],
+                "description": "When the support team works, in the store's timezone. A new "
+                "callback's first contact is due within business time (the minutes are in "
+                "the feedback settings).",
+            },
+        ),
+    ]
     inlines = [WebhookSecretInline]
     actions = ["rotate_webhook_secret"]
 

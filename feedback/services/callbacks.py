@@ -33,7 +33,6 @@ from feedback.models import (
     CallbackContact,
     CallbackStatus,
     ContactOutcome,
-    FeedbackSettings,
     SurveyResponse,
 )
 from feedback.services.settings import feedback_settings
@@ -83,32 +82,50 @@ def agent_label(user: User | None) -> str:
 # --- queueing -------------------------------------------------------------------------------
 
 
-def business_hours_of(settings: FeedbackSettings, timezone: str) -> sla.BusinessHours:
-    """The store's business hours; raises ``sla.InvalidBusinessHours``."""
+def python_weekdays(iso_days: object) -> object:
+    """The store's ISO weekdays (1 = Monday … 7 = Sunday) as Python's (0 = Monday
+    … 6 = Sunday). Anything that is not a whole number is passed on unchanged,
+    for ``sla.business_hours_errors`` to refuse."""
+    if not isinstance(iso_days, list | tuple):
+        return iso_days
+    return [d - 1 if isinstance(d, int) and not isinstance(d, bool) else d for d in iso_days]
+
+
+def business_hours_of(tenant: Tenant) -> sla.BusinessHours:
+    """The store's business hours, from its ``Tenant`` row, their one source
+    (owners edit them in the store settings, ``retention.admin.TenantSettingsAdmin``):
+    opening ``business_hours_start``, closing ``business_hours_end``, on
+    ``business_days`` (ISO weekdays, turned into Python's), in the store's
+    ``timezone``. ``tenant`` must be read from the database (its times are
+    ``time`` objects). Raises ``sla.InvalidBusinessHours``."""
     return sla.BusinessHours.of(
-        timezone=timezone or "UTC",
-        opening=settings.opening_time,
-        closing=settings.closing_time,
-        days=settings.business_days,
+        timezone=tenant.timezone or "UTC",
+        opening=tenant.business_hours_start,
+        closing=tenant.business_hours_end,
+        days=python_weekdays(tenant.business_days),
     )
 
 
 def callback_due_by(*, tenant: Tenant | int, now: datetime | None = None) -> datetime:
     """When a callback queued at ``now`` is due: the tenant's first-contact
-    minutes of business time (see ``feedback.sla``)."""
+    minutes (``FeedbackSettings.first_contact_minutes``) of business time within
+    the store's business hours (see :func:`business_hours_of` and
+    ``feedback.sla``). The hours are read fresh from the tenant's row, so a
+    change applies to the next callback queued; callbacks already queued keep
+    their ``due_by``. Hours that cannot work (closing not after opening, no
+    business day, an unknown timezone) give plain wall-clock minutes and a
+    logged warning instead of failing."""
     tenant_id = getattr(tenant, "pk", tenant)
-    timezone = (
-        tenant.timezone
-        if isinstance(tenant, Tenant)
-        else Tenant.objects.filter(pk=tenant_id).values_list("timezone", flat=True).first()
-    )
+    store = Tenant.objects.only(
+        "timezone", "business_hours_start", "business_hours_end", "business_days"
+    ).get(pk=tenant_id)
     settings = feedback_settings(tenant_id)
     now = now or clock.now()
     try:
-        hours = business_hours_of(settings, timezone or "UTC")
+        hours = business_hours_of(store)
     except sla.InvalidBusinessHours as exc:
-        # The admin refuses these; a row edited by other means must not stop
-        # journeys and surveys from queueing calls: fall back to wall time.
+        # The tenant admin refuses these; a row edited by other means must not
+        # stop journeys and surveys from queueing calls: fall back to wall time.
         logger.warning(
             "feedback.invalid_business_hours tenant_id=%s error=%s", tenant_id, exc.fields
         )

@@ -3,6 +3,7 @@ computed priority unless one is given, once per idempotency key, audited and
 on the customer's timeline, scoped to the tenant, and listed read-only in the
 admin."""
 
+import logging
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from retention import clock
 from retention.errors import InvalidInput
 from retention.models import AuditEntry, Tenant
 from tests.factories import CustomerFactory
+from tests.retention.tenant_forms import tenant_settings_post, tenant_settings_url
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # Monday 14:00 in Berlin (the tenants' zone)
 
@@ -147,15 +149,53 @@ def test_a_callback_queued_on_friday_evening_is_due_monday_after_opening(tenant)
     assert callback.due_by == datetime(2026, 6, 8, 7, 15, tzinfo=UTC)  # Monday 09:15 CEST
 
 
+def _set_hours(tenant: Tenant, **hours) -> None:
+    """The store's business hours, as an owner saves them in its settings."""
+    Tenant.objects.filter(pk=tenant.pk).update(**hours)
+
+
 def test_the_tenants_opening_hours_and_days_set_the_deadline(tenant):
-    settings = feedback_settings(tenant)
-    settings.opening_time, settings.closing_time = time(8), time(12)
-    settings.business_days = [0, 2]  # Monday and Wednesday
-    settings.save()
+    _set_hours(
+        tenant,
+        business_hours_start=time(8),
+        business_hours_end=time(12),
+        business_days=[1, 3],  # ISO: Monday and Wednesday
+    )
 
     callback, _ = _create(tenant, CustomerFactory(tenant=tenant))  # Monday 14:00, closed
 
     assert callback.due_by == datetime(2026, 6, 3, 6, 15, tzinfo=UTC)  # Wednesday 08:15
+
+
+def test_a_callback_queued_on_a_closed_tuesday_is_due_at_wednesdays_opening(tenant):
+    _set_hours(
+        tenant,
+        business_hours_start=time(8),
+        business_hours_end=time(12),
+        business_days=[1, 3],  # ISO: Monday and Wednesday
+    )
+    clock.set_now(datetime(2026, 6, 2, 8, 0, tzinfo=UTC))  # Tuesday 10:00 in Berlin
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
+
+    assert callback.due_by == datetime(2026, 6, 3, 6, 15, tzinfo=UTC)  # Wednesday 08:15
+
+
+def test_the_tenants_days_are_iso_weekdays_so_7_is_sunday(tenant):
+    _set_hours(tenant, business_days=[7])
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))  # Monday 14:00
+
+    assert callback.due_by == datetime(2026, 6, 7, 7, 15, tzinfo=UTC)  # Sunday 09:15 CEST
+
+
+def test_the_tenants_days_are_iso_weekdays_so_1_is_monday(tenant):
+    _set_hours(tenant, business_days=[1])
+    clock.set_now(datetime(2026, 6, 1, 16, 0, tzinfo=UTC))  # Monday 18:00, after closing
+
+    callback, _ = _create(tenant, CustomerFactory(tenant=tenant))
+
+    assert callback.due_by == datetime(2026, 6, 8, 7, 15, tzinfo=UTC)  # next Monday 09:15
 
 
 def test_the_tenants_timezone_sets_the_deadline(tenant):
@@ -167,15 +207,47 @@ def test_the_tenants_timezone_sets_the_deadline(tenant):
     assert callback.due_by == datetime(2026, 6, 1, 13, 15, tzinfo=UTC)  # 09:15 EDT
 
 
-def test_stored_hours_that_cannot_work_fall_back_to_wall_time_instead_of_failing(tenant):
-    FeedbackSettings.objects.create(
-        tenant=tenant, opening_time=time(17), closing_time=time(9), business_days=[]
-    )
+def test_a_change_of_hours_moves_the_due_time_of_new_callbacks_only(tenant, owner_client):
+    clock.set_now(datetime(2026, 6, 1, 5, 0, tzinfo=UTC))  # Monday 07:00 in Berlin, closed
+    before, _ = _create(tenant, CustomerFactory(tenant=tenant), key="before")
+    assert before.due_by == datetime(2026, 6, 1, 7, 15, tzinfo=UTC)  # 09:15
 
-    callback, created = _create(tenant, CustomerFactory(tenant=tenant))
+    response = owner_client.post(
+        tenant_settings_url(tenant),
+        tenant_settings_post(tenant, business_hours_start="06:00", business_hours_end="14:00"),
+    )
+    assert response.status_code == 302
+    # ``tenant`` still holds the old hours: the service reads the row, not the object.
+    after, _ = _create(tenant, CustomerFactory(tenant=tenant), key="after")
+
+    before.refresh_from_db()
+    assert before.due_by == datetime(2026, 6, 1, 7, 15, tzinfo=UTC)  # unchanged
+    assert after.due_by == datetime(2026, 6, 1, 5, 15, tzinfo=UTC)  # open since 06:00: 07:15
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [
+        {"business_hours_start": time(17), "business_hours_end": time(9)},
+        {"business_hours_start": time(9), "business_hours_end": time(9)},
+        {"business_days": []},
+        {"business_days": [0, 8]},
+        {"business_days": ["1"]},
+    ],
+)
+def test_stored_hours_that_cannot_work_fall_back_to_wall_time_instead_of_failing(
+    tenant, caplog, hours
+):
+    _set_hours(tenant, **hours)
+
+    with caplog.at_level(logging.WARNING, logger="feedback.services.callbacks"):
+        callback, created = _create(tenant, CustomerFactory(tenant=tenant))
 
     assert created is True
     assert callback.due_by == NOW + timedelta(minutes=15)
+    assert [r.getMessage().split(" error=")[0] for r in caplog.records] == [
+        f"feedback.invalid_business_hours tenant_id={tenant.pk}"
+    ]
 
 
 # --- audit and timeline --------------------------------------------------------------------
@@ -234,6 +306,18 @@ def test_keys_and_slas_are_per_tenant(tenant, other_tenant):
     assert (ours.due_by, theirs.due_by) == (
         NOW + timedelta(minutes=15),
         datetime(2026, 6, 2, 8, 0, tzinfo=UTC),
+    )
+
+
+def test_each_store_counts_in_its_own_business_hours(tenant, other_tenant):
+    _set_hours(other_tenant, business_hours_start=time(15), business_hours_end=time(20))
+
+    ours, _ = _create(tenant, CustomerFactory(tenant=tenant))  # Monday 14:00 in Berlin
+    theirs, _ = _create(other_tenant, CustomerFactory(tenant=other_tenant))
+
+    assert (ours.due_by, theirs.due_by) == (
+        NOW + timedelta(minutes=15),
+        datetime(2026, 6, 1, 13, 15, tzinfo=UTC),  # 15:15, after their opening
     )
 
 
