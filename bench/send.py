@@ -10,7 +10,14 @@ fake provider, counting what the provider saw.
 3. Hands every due message to send tasks (``messages_dispatch_due``, batches of
    100, as the sweeper does) and waits until none is queued or sending.
 4. Prints messages/s, and from the fake's own counts: messages the provider saw
-   exactly once, more than once (duplicates) and never (lost).
+   exactly once, more than once (duplicates) and never (lost); then the CPU
+   seconds each component used while sending, and per message. Wall-clock
+   figures move with whatever else the machine runs; CPU per message of the
+   send path (workers + fake provider + the bench database's PostgreSQL
+   backends) does much less, so compare changes by it. "postgres (other)" is
+   PostgreSQL's shared processes and any other database on the machine.
+
+Workers run as deployed: DEBUG off, LOG_LEVEL=WARNING.
 
     .venv/bin/python bench/send.py --n 100000
 
@@ -38,6 +45,7 @@ PY = sys.executable
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/retention_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
 CHILDREN: list[subprocess.Popen] = []
+_SEND_PATH = ("workers", "fake provider", "postgres (bench db)")
 
 
 def main() -> int:
@@ -84,25 +92,41 @@ def main() -> int:
 
         from messaging.services.sweep import messages_dispatch_due
 
-        cpu_before = _cpu_seconds()
+        database = args.database_url.rsplit("/", 1)[1]
+        cpu_before = _cpu_seconds(database)
         started = time.perf_counter()
         # No limit: the dispatcher is platform-wide, and messages an earlier
         # interrupted run left pending in this database sort first.
         handed = messages_dispatch_due(grace=_zero(), limit=10**9)
         elapsed = _wait_done(tenant_id, started)
-        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_seconds().items()}
+        cpu = _cpu_used(cpu_before, _cpu_seconds(database))
         _report(tenant_id, ids, handed, elapsed, fake_url)
         print(
             "CPU seconds while sending: "
             + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
             + f" (of {2 * elapsed:.1f} on 2 cores; {os.cpu_count()} here)"
         )
+        n = len(ids)
+        print(
+            "CPU ms per message: "
+            + ", ".join(f"{k} {1000 * v / n:.3f}" for k, v in cpu.items() if k != "bench")
+            + "; the send path (workers + fake provider + bench db backends) "
+            + f"{1000 * sum(cpu.get(k, 0.0) for k in _SEND_PATH) / n:.3f}"
+        )
     finally:
         for proc in CHILDREN:
             _stop(proc)
+    own = "".join(
+        f" --{name.replace('_', '-')} {value}"
+        for name, value, default in (
+            ("database_url", args.database_url, DEFAULT_DB),
+            ("redis_url", args.redis_url, DEFAULT_REDIS),
+        )
+        if value != default
+    )
     print(
         f"reproduce: {PY} bench/send.py --n {args.n} --workers {args.workers} "
-        f"--pool {args.pool} --threads {args.threads}"
+        f"--pool {args.pool} --threads {args.threads}{own}"
     )
     return 0
 
@@ -124,9 +148,12 @@ def _describe(args) -> str:
     return f"{args.workers} x celery worker -Q dispatch --pool threads -c {args.threads}"
 
 
-def _cpu_seconds() -> dict[str, float]:
-    """CPU time used so far by the workers (with their children), the fake
-    provider, PostgreSQL's processes and this process."""
+def _cpu_seconds(database: str) -> dict[tuple[str, int], float]:
+    """CPU time used so far, by (component, pid): the workers (with their
+    children), the fake provider, this process, and each PostgreSQL process,
+    as "postgres (bench db)" when it is a backend of the bench's database, else
+    "postgres (other)": the shared background processes and, on a shared
+    machine, other people's databases."""
     tick = os.sysconf("SC_CLK_TCK")
 
     def tree(pid: int) -> float:
@@ -138,20 +165,32 @@ def _cpu_seconds() -> dict[str, float]:
         kids = children.read_text().split() if children.exists() else []
         return own + sum(tree(int(k)) for k in kids)
 
-    workers = sum(tree(p.pid) for p in CHILDREN if "celery" in " ".join(p.args))
-    fake = sum(tree(p.pid) for p in CHILDREN if "fake_provider" in " ".join(p.args))
-    postgres = 0.0
+    cpu = {("bench", os.getpid()): time.process_time()}
+    for p in CHILDREN:
+        args = " ".join(p.args)
+        name = "workers" if "celery" in args else "fake provider" if "fake_provider" in args else ""
+        if name:
+            cpu[(name, p.pid)] = tree(p.pid)
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             with contextlib.suppress(OSError):
                 if proc.joinpath("comm").read_text().strip() == "postgres":
-                    postgres += _own(proc, tick)
-    return {
-        "workers": workers,
-        "fake provider": fake,
-        "postgres": postgres,
-        "bench": time.process_time(),
-    }
+                    # "postgres: 15/main: <user> <database> <client> <state>"
+                    words = proc.joinpath("cmdline").read_text().replace("\0", " ").split()
+                    name = "postgres (bench db)" if database in words else "postgres (other)"
+                    cpu[(name, int(proc.name))] = _own(proc, tick)
+    return cpu
+
+
+def _cpu_used(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]
+) -> dict[str, float]:
+    """CPU seconds per component between two readings (a process counts from
+    its first reading; one that exited in between is not seen)."""
+    used = {"workers": 0.0, "fake provider": 0.0}
+    for (name, pid), value in after.items():
+        used[name] = used.get(name, 0.0) + value - before.get((name, pid), 0.0)
+    return used
 
 
 def _own(proc: Path, tick: int) -> float:
@@ -173,6 +212,10 @@ def _env(args, fake_url: str) -> dict:
         "REDIS_URL": args.redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DJANGO_SETTINGS_MODULE": "retention.settings",
+        # As deployed (and as bench/ingest.py runs): DEBUG off. With DEBUG on,
+        # every query of the workers is also formatted and kept.
+        "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+        "DJANGO_DEBUG": "false",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
         "SENDGRID_API_KEY": "SG.bench",

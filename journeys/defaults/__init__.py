@@ -7,6 +7,8 @@
 - Abandoned-cart reminders at 1 and 23 hours.
 - Follow-ups for each tier: high-value repeat, mid-value repeat, one-time.
 - A 90-day plan in three waves that asks about use and goals.
+- The survey 4 hours after delivery, and the follow-ups for promoters (thanks and
+  cross-sell) and neutrals (tips and a light incentive).
 
 Marketing steps are snapped to 09:00-20:00 in the customer's timezone; consent,
 quiet hours and the frequency cap are the outbox's business. One-time buyers'
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from commerce.models import FulfillmentStatus
 from journeys.defaults.base import DAYTIME, ShippedJourney, ShippedTemplate
+from journeys.defaults.copy_feedback import AFTER_ANSWER, SURVEY
 from journeys.defaults.copy_lifecycle import PLAN, WELCOME
 from journeys.defaults.copy_offers import FAMILY, SEGMENTS
 from journeys.defaults.copy_orders import CART, DELIVERY, DELIVERY_TEMPLATES
@@ -33,7 +36,17 @@ from journeys.models import (
 from segments.models import Tier
 
 TEMPLATES: dict[str, ShippedTemplate] = {
-    t.key: t for t in (*WELCOME, *PLAN, *DELIVERY_TEMPLATES, *CART, *FAMILY, *SEGMENTS)
+    t.key: t
+    for t in (
+        *WELCOME,
+        *PLAN,
+        *DELIVERY_TEMPLATES,
+        *CART,
+        *FAMILY,
+        *SEGMENTS,
+        *SURVEY,
+        *AFTER_ANSWER,
+    )
 }
 
 
@@ -249,6 +262,63 @@ NINETY_DAY_PLAN = ShippedJourney(
     ],
 )
 
+POST_DELIVERY_SURVEY = ShippedJourney(
+    key="post-delivery-survey",
+    name="Survey after delivery",
+    description=(
+        "4 hours after a parcel is delivered (in the customer's daytime), three quick "
+        "questions on the customer's preferred channel (once per delivery; SMS replies "
+        "count). Detractors and anyone who asks for a call go to the callback queue."
+    ),
+    version={
+        "trigger": TriggerKind.FULFILLMENT,
+        "fulfillment_status": FulfillmentStatus.DELIVERED,
+        "reentry": Reentry.EVERY,
+    },
+    steps=[
+        _step(
+            "4 hours after delivery: how did we do?",
+            4,
+            DelayUnit.HOURS,
+            **{**_on_preferred("survey"), "action": Action.SURVEY},
+            **DAYTIME,
+        )
+    ],
+)
+
+SURVEY_FOLLOW_UPS = tuple(
+    ShippedJourney(
+        key=f"survey-{cls}",
+        name=name,
+        description=description,
+        version={
+            "trigger": TriggerKind.SURVEY_CLASS,
+            "value": cls,
+            "reentry": Reentry.COOLDOWN,
+            "reentry_cooldown_days": 90,
+        },
+        steps=[_email(step, 1, template)],
+    )
+    for cls, name, description, step, template in (
+        (
+            "promoter",
+            "Survey promoters: thanks and cross-sell",
+            "The day after a promoter's answer (5 stars by default): thanks, an invitation "
+            "to recommend the store, and what goes well with the order.",
+            "Day 1: thank you, and picked for you",
+            "promoter-1",
+        ),
+        (
+            "neutral",
+            "Survey neutrals: tips and a light incentive",
+            "The day after a neutral answer (4 stars by default): care and service tips, "
+            "and a small thank-you for telling us what would make it a 5.",
+            "Day 1: tips and a little something",
+            "neutral-1",
+        ),
+    )
+)
+
 JOURNEYS: tuple[ShippedJourney, ...] = (
     WELCOME_SERIES,
     *DELIVERY_UPDATES,
@@ -256,6 +326,8 @@ JOURNEYS: tuple[ShippedJourney, ...] = (
     ABANDONED_CART,
     *SEGMENT_FOLLOW_UPS,
     NINETY_DAY_PLAN,
+    POST_DELIVERY_SURVEY,
+    *SURVEY_FOLLOW_UPS,
 )
 
 __all__ = ["JOURNEYS", "TEMPLATES", "ShippedJourney", "ShippedTemplate"]

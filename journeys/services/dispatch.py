@@ -10,6 +10,11 @@ either all of it happened or none of it did, and the outbox's idempotency key
 run record make a replay act once. Providers are called only after commit,
 by the outbox's own tasks.
 
+A batch costs a handful of statements whatever its size: the claim (with the
+customers), the outbox rows, the step runs and the enrollments' new places are
+one statement each; on PostgreSQL the writes are ``INSERT … SELECT FROM
+unnest(…)`` / ``UPDATE … FROM unnest(…)`` with binary array parameters.
+
 An enrollment's ``next_run_at`` is when to look at it next; the step's real
 due time is computed here (timezone, family window, send window), so a row
 created "due now" by the trigger scan is simply rescheduled on first sight.
@@ -22,17 +27,21 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, transaction
 
 from commerce.models import Customer, Order, ProductFamily
+from feedback.services import survey_invitation_message_set, survey_invite, survey_url
 from journeys.models import (
     LIVE_STATUSES,
+    PREFERRED_ACTIONS,
     SEND_ACTIONS,
     Action,
     Enrollment,
     EnrollmentStatus,
+    Journey,
     JourneyStep,
     JourneyVersion,
     Otherwise,
@@ -42,8 +51,11 @@ from journeys.models import (
 from journeys.services.conditions import Facts
 from journeys.services.schedule import WINDOW_FIELDS, family_days, step_due_at
 from messaging.models import Template
-from messaging.services.outbox import Content, MessageIn, messages_enqueue_many
+from messaging.services.outbox import Content, Enqueued, MessageIn, messages_enqueue_many
+from messaging.services.preferences import PreferencesLinks
+from messaging.services.templates import template_render
 from retention import clock
+from retention.db import execute_binary
 from retention.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -68,14 +80,17 @@ class Plan:
     next_position: int | None = None
     exit_reason: str = ""
     error: str = ""
+    survey: Any = None  # the SurveyInvitation a survey step's message carries
 
 
 @dataclass
 class Definition:
-    """A version's steps, loaded once per dispatch call."""
+    """A version's steps (and each step's variants, by step id), loaded once
+    per dispatch call."""
 
     version: JourneyVersion
     steps: dict[int, JourneyStep] = field(default_factory=dict)
+    variants: dict[int, list] = field(default_factory=dict)
 
 
 class Cache:
@@ -110,7 +125,12 @@ class Cache:
                     "variants__in_app_template__tenant",
                 )
             )
-            found = Definition(version, {s.position: s for s in steps})
+            found = Definition(
+                version,
+                {s.position: s for s in steps},
+                # Read per send: a list once, not a queryset over the prefetch per row.
+                {s.pk: list(s.variants.all()) for s in steps},
+            )
             self.definitions[version_id] = found
         return found
 
@@ -161,8 +181,7 @@ def step_due(row: Enrollment, step: JourneyStep, cache: Cache, customer) -> date
     )
 
 
-def _pick_variant(row: Enrollment, step: JourneyStep):
-    variants = list(step.variants.all())
+def _pick_variant(row: Enrollment, step: JourneyStep, variants: list):
     if not variants:
         return None
     total = sum(v.weight for v in variants)
@@ -178,7 +197,7 @@ def _pick_variant(row: Enrollment, step: JourneyStep):
 def _channel_and_template(
     step: JourneyStep, holder, customer: Customer
 ) -> tuple[str, Template | None]:
-    if step.action != Action.PREFERRED:
+    if step.action not in PREFERRED_ACTIONS:
         channel = step.action
         return channel, holder.template_for(channel)
     order = [customer.preferred_channel] if customer.preferred_channel else []
@@ -195,21 +214,32 @@ def _render_context(row: Enrollment, orders: dict[int, Order]) -> dict:
     return {"order": order} if order is not None else {}
 
 
-def _plan_send(plan: Plan, cache: Cache, customer: Customer, orders: dict) -> None:
-    from messaging.services.templates import template_render
-
+def _plan_send(
+    plan: Plan, cache: Cache, customer: Customer, orders: dict, links: PreferencesLinks
+) -> None:
     row, step = plan.row, plan.step
-    variant = _pick_variant(row, step)
+    definition = cache.definition(row.version_id)
+    variant = _pick_variant(row, step, definition.variants.get(step.pk, []))
     holder = variant or step
     plan.variant = variant.key if variant else ""
     channel, template = _channel_and_template(step, holder, customer)
     if template is None:
         plan.outcome, plan.detail = StepOutcome.NO_CONTENT, f"no {channel} template"
         return
+    extra = None
+    if step.action == Action.SURVEY:
+        plan.survey = _survey_invitation(row, customer, channel, orders)
+        if plan.survey is None:
+            plan.outcome, plan.detail = StepOutcome.SKIPPED, "already invited for this delivery"
+            return
+        extra = {"links": {"survey": survey_url(plan.survey)}}
     content: Content = template_render(
-        template=template, customer=customer, **_render_context(row, orders)
+        template=template,
+        customer=customer,
+        links=links,
+        extra=extra,
+        **_render_context(row, orders),
     )
-    definition = cache.definition(row.version_id)
     plan.message_key = f"journey:{row.pk}:{row.version_id}:{step.pk}"
     plan.message = MessageIn(
         idempotency_key=plan.message_key,
@@ -228,6 +258,30 @@ def _plan_send(plan: Plan, cache: Cache, customer: Customer, orders: dict) -> No
         },
     )
     plan.outcome = StepOutcome.QUEUED
+
+
+def _survey_invitation(row: Enrollment, customer: Customer, channel: str, orders: dict):
+    """The survey invitation this step sends: one per delivery (the trigger's
+    fulfillment), so None when the delivery has one already (another journey,
+    a second delivered event). Made in the batch's transaction: a batch that
+    fails leaves no invitation behind."""
+    from commerce.models import Fulfillment
+
+    context = row.context or {}
+    fulfillment = (
+        Fulfillment.objects.for_tenant(row.tenant_id).filter(pk=context["fulfillment_id"]).first()
+        if context.get("fulfillment_id")
+        else None
+    )
+    order = orders.get(context.get("order_id")) if fulfillment is None else None
+    invitation, created = survey_invite(
+        tenant=row.tenant_id,
+        customer=customer,
+        fulfillment=fulfillment,
+        order=order,
+        channel=channel,
+    )
+    return invitation if created else None
 
 
 def _do_action(plan: Plan, tenant: Tenant, customer: Customer) -> None:
@@ -278,7 +332,14 @@ def _do_action(plan: Plan, tenant: Tenant, customer: Customer) -> None:
     plan.outcome = StepOutcome.DONE
 
 
-def _plan(plan: Plan, cache: Cache, customer, facts: Facts, orders: dict, now: datetime) -> None:
+def _plan(
+    plan: Plan,
+    cache: Cache,
+    customer,
+    facts: Facts,
+    orders: dict,
+    links: PreferencesLinks,
+) -> None:
     row = plan.row
     definition = cache.definition(row.version_id)
     step = definition.steps.get(row.position)
@@ -304,7 +365,7 @@ def _plan(plan: Plan, cache: Cache, customer, facts: Facts, orders: dict, now: d
         return
     plan.next_position = row.position + 1
     if step.action in SEND_ACTIONS:
-        _plan_send(plan, cache, customer, orders)
+        _plan_send(plan, cache, customer, orders, links)
     else:
         _do_action(plan, cache.tenant, customer)
 
@@ -328,16 +389,20 @@ def enrollments_dispatch(
 
 
 def _claim(tenant: Tenant, size: int, now: datetime) -> list[Enrollment]:
-    ids = list(
+    """Lock and load up to ``size`` due rows with their customers (rows another
+    dispatcher holds are skipped, not waited for; customers are read, not locked)."""
+    rows = list(
         Enrollment.objects.for_tenant(tenant)
         .filter(status__in=LIVE, next_run_at__lte=now)
+        .select_related("customer")
         .order_by("next_run_at")
-        .select_for_update(skip_locked=True)
-        .values_list("id", flat=True)[:size]
+        .select_for_update(skip_locked=True, of=("self",))[:size]
     )
-    if not ids:
-        return []
-    return list(Enrollment.objects.for_tenant(tenant).filter(pk__in=ids).select_related("journey"))
+    if rows:
+        journeys = Journey.objects.for_tenant(tenant).in_bulk({r.journey_id for r in rows})
+        for row in rows:
+            row.journey = journeys[row.journey_id]
+    return rows
 
 
 def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
@@ -346,7 +411,7 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
         rows = _claim(tenant, size, now)
         if not rows:
             return 0, 0
-        customers = Customer.objects.for_tenant(tenant).in_bulk([r.customer_id for r in rows])
+        customers = {r.customer_id: r.customer for r in rows}
         for r in rows:
             cache.definition(r.version_id)
         cache.load_families(
@@ -372,9 +437,10 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
             if order_ids
             else {}
         )
+        links = PreferencesLinks()
         for plan in due:
             try:
-                _plan(plan, cache, customers.get(plan.row.customer_id), facts, orders, now)
+                _plan(plan, cache, customers.get(plan.row.customer_id), facts, orders, links)
             except Exception as exc:  # one bad row must not stall the batch
                 logger.exception(
                     "journeys.step_failed tenant_id=%s enrollment_id=%s", tenant.pk, plan.row.pk
@@ -384,13 +450,18 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
         messages = messages_enqueue_many(
             tenant=tenant, items=[p.message for p in due if p.message is not None]
         )
+        for plan in due:
+            if plan.survey is not None and plan.message_key in messages.ids:
+                survey_invitation_message_set(
+                    invitation=plan.survey, message_id=messages.ids[plan.message_key]
+                )
         _write(tenant, cache, due, later, messages, customers, now)
     acted = sum(1 for p in due if p.step is not None and not p.error)
     return acted, len(rows)
 
 
-def _write(tenant, cache, plans, later, messages, customers, now) -> None:
-    runs: list[StepRun] = []
+def _write(tenant, cache, plans, later, messages: Enqueued, customers, now) -> None:
+    runs: list[tuple] = []
     updates: list[tuple] = []
     for enrollment_id, at in later.items():
         updates.append((enrollment_id, None, at, None, None, None, None, None))
@@ -426,8 +497,8 @@ def _write(tenant, cache, plans, later, messages, customers, now) -> None:
             )
             continue
         if plan.step is not None:
-            message = messages.get(plan.message_key) if plan.message_key else None
-            runs.append(_run(plan, plan.outcome, message, plan.detail))
+            message_id = messages.ids.get(plan.message_key) if plan.message_key else None
+            runs.append(_run(plan, plan.outcome, message_id, plan.detail))
         definition = cache.definition(row.version_id)
         nxt = plan.next_position
         next_step = definition.steps.get(nxt) if nxt else None
@@ -439,20 +510,51 @@ def _write(tenant, cache, plans, later, messages, customers, now) -> None:
         row.position = nxt
         at = step_due(row, next_step, cache, customers.get(row.customer_id))
         updates.append((row.pk, None, max(at, now), nxt, None, 0, "", None, now))
-    StepRun.objects.bulk_create(runs, ignore_conflicts=True, batch_size=1000)
+    _insert_runs(tenant.pk, runs, clock.now())
     _update_rows(tenant.pk, updates, now)
 
 
-def _run(plan: Plan, outcome: str, message, detail: str) -> StepRun:
-    return StepRun(
-        tenant_id=plan.row.tenant_id,
-        enrollment_id=plan.row.pk,
-        step_id=plan.step.pk,
-        variant=plan.variant,
-        outcome=outcome,
-        message=message,
-        at=clock.now(),
-        detail=detail[:300],
+def _run(plan: Plan, outcome: str, message_id: int | None, detail: str) -> tuple:
+    """A step run, in the order of ``_insert_runs``' columns."""
+    return (plan.row.pk, plan.step.pk, plan.variant, outcome, message_id, detail[:300])
+
+
+def _insert_runs(tenant_id: int, runs: list[tuple], at: datetime) -> None:
+    """Record the batch's step runs; a run recorded before (a replayed batch)
+    stays as it was. One statement on PostgreSQL."""
+    if not runs:
+        return
+    if connection.vendor == "postgresql":
+        execute_binary(
+            """
+            INSERT INTO journeys_steprun
+                (tenant_id, at, enrollment_id, step_id, variant, outcome, message_id, detail)
+            SELECT %b, %b, u.enrollment_id, u.step_id, u.variant, u.outcome,
+                   u.message_id, u.detail
+            FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[],
+                        %b::bigint[], %b::text[])
+                 AS u(enrollment_id, step_id, variant, outcome, message_id, detail)
+            ON CONFLICT (tenant_id, enrollment_id, step_id) DO NOTHING
+            """,
+            [tenant_id, at, *map(list, zip(*runs, strict=True))],
+        )
+        return
+    StepRun.objects.bulk_create(
+        [
+            StepRun(
+                tenant_id=tenant_id,
+                enrollment_id=enrollment_id,
+                step_id=step_id,
+                variant=variant,
+                outcome=outcome,
+                message_id=message_id,
+                at=at,
+                detail=detail,
+            )
+            for enrollment_id, step_id, variant, outcome, message_id, detail in runs
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
     )
 
 
@@ -466,28 +568,27 @@ def _update_rows(tenant_id: int, updates: list[tuple], now: datetime) -> None:
         return
     cols = list(zip(*[(*u, *([None] * (9 - len(u)))) for u in updates], strict=True))
     if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute(
-                """
-                UPDATE journeys_enrollment e SET
-                    status = coalesce(u.status, e.status),
-                    next_run_at = CASE WHEN coalesce(u.status, e.status) IN ('active', 'held_out')
-                                        AND u.finished_at IS NULL THEN u.next_run_at END,
-                    position = coalesce(u.position, e.position),
-                    finished_at = coalesce(u.finished_at, e.finished_at),
-                    attempts = coalesce(u.attempts, e.attempts),
-                    last_error = coalesce(u.last_error, e.last_error),
-                    exit_reason = coalesce(u.exit_reason, e.exit_reason),
-                    last_step_at = coalesce(u.last_step_at, e.last_step_at)
-                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[],
-                            %s::timestamptz[], %s::int[], %s::text[], %s::text[],
-                            %s::timestamptz[])
-                     AS u(id, status, next_run_at, position, finished_at, attempts,
-                          last_error, exit_reason, last_step_at)
-                WHERE e.tenant_id = %s AND e.id = u.id
-                """,
-                [list(c) for c in cols] + [tenant_id],
-            )
+        execute_binary(
+            """
+            UPDATE journeys_enrollment e SET
+                status = coalesce(u.status, e.status),
+                next_run_at = CASE WHEN coalesce(u.status, e.status) IN ('active', 'held_out')
+                                    AND u.finished_at IS NULL THEN u.next_run_at END,
+                position = coalesce(u.position, e.position),
+                finished_at = coalesce(u.finished_at, e.finished_at),
+                attempts = coalesce(u.attempts, e.attempts),
+                last_error = coalesce(u.last_error, e.last_error),
+                exit_reason = coalesce(u.exit_reason, e.exit_reason),
+                last_step_at = coalesce(u.last_step_at, e.last_step_at)
+            FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::int[],
+                        %b::timestamptz[], %b::int[], %b::text[], %b::text[],
+                        %b::timestamptz[])
+                 AS u(id, status, next_run_at, position, finished_at, attempts,
+                      last_error, exit_reason, last_step_at)
+            WHERE e.tenant_id = %b AND e.id = u.id
+            """,
+            [list(c) for c in cols] + [tenant_id],
+        )
         return
     rows = Enrollment.objects.for_tenant(tenant_id).in_bulk(list(cols[0]))
     for u in updates:

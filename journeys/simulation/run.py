@@ -20,6 +20,7 @@ from commerce.models import Order, Touchpoint
 from commerce.services.orders import carts_mark_abandoned
 from journeys.models import Enrollment, EnrollmentStatus
 from journeys.simulation.store import DAY, HOUR, ORDER_PREFIX, Event, Store
+from journeys.simulation.surveys import Respondents
 from retention import clock
 from retention.errors import DomainError
 from retention.models import Tenant
@@ -82,6 +83,7 @@ def simulate(
     nightly_hour = segment_settings(tenant).nightly_hour
     queue: list[Event] = []
     ticker = _Ticker(tenant)
+    respondents = Respondents(tenant, seed=seed)
     with _in_process_tasks():
         for index in range(1, days + 1):
             day_start = start + (index - 1) * DAY
@@ -103,6 +105,7 @@ def simulate(
                 if ticker.has_work():
                     journeys_tick(tenant_id=tenant.pk)
                 _send_due(tenant)
+                respondents.answer_due(run.activity)
             run.activity["new customers"] = store.made
             if progress:
                 progress(index, run)

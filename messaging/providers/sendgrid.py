@@ -7,20 +7,19 @@
 - 429 and 5xx -> :class:`TransientError` (with ``Retry-After`` when sent);
   any other 4xx -> :class:`PermanentError`, ``invalid_recipient`` when the error
   names a recipient address.
-- urllib raises errors met while connecting or writing the request wrapped in
-  ``URLError`` (refused, DNS, connect timeout, TLS): SendGrid never got a whole
-  request -> :class:`TransientError`. Anything raised while waiting for or
-  reading the response (read timeout, reset, short body) comes unwrapped: the
-  mail may have been accepted -> :class:`OutcomeUnknown`.
+- failing to connect (refused, DNS, connect timeout, TLS): SendGrid never got
+  the request -> :class:`TransientError`. Anything raised once the request may
+  have gone out (read timeout, reset, short body) -> :class:`OutcomeUnknown`:
+  the mail may have been accepted.
 
 The SDK builds the request (Mail helpers, python_http_client's
 ``client.mail.send.post``: URL, auth and JSON as SendGrid documents them); only
 the last step, the socket, is ours. python_http_client opens a new connection
 (and in production a new TLS handshake) for every request through urllib; that
 cost about 1 ms of CPU per email here and capped sending at a few hundred per
-second. :class:`_KeepAlive` sends the same request over one persistent
-connection per process, with ``PROVIDER_CONNECT_TIMEOUT`` for connecting and
-``PROVIDER_TIMEOUT`` for the answer, and hands 4xx/5xx to the SDK's own
+second. :mod:`.keepalive` sends the same request over one persistent connection
+per process and thread, with ``PROVIDER_CONNECT_TIMEOUT`` for connecting and
+``PROVIDER_TIMEOUT`` for the answer, and 4xx/5xx go through the SDK's own
 ``handle_error`` so errors surface exactly as the SDK raises them.
 """
 
@@ -29,14 +28,10 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
-import select
-import threading
-import urllib.request
 from functools import lru_cache
 from typing import Any, TypeVar
-from urllib.error import HTTPError, URLError
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -53,6 +48,7 @@ from .base import (
     TransientError,
     retry_after_seconds,
 )
+from .keepalive import Answer, ConnectFailed, KeepAlive
 
 # The field SendGrid names when a recipient address is malformed, e.g.
 # "personalizations.0.to.0.email" with "Does not contain a valid address.".
@@ -76,8 +72,8 @@ def send(outgoing: Outgoing) -> str:
         response = mail_send(_mail(outgoing).get())
     except http_errors.HTTPError as exc:
         raise _refusal(exc) from exc
-    except URLError as exc:
-        raise TransientError(f"sendgrid unreachable: {exc.reason!r}") from exc
+    except ConnectFailed as exc:
+        raise TransientError(f"sendgrid unreachable: {exc!r}") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise OutcomeUnknown(f"sendgrid response lost: {exc!r}") from exc
     # A 2xx without the header is still an accepted mail: callbacks find it by
@@ -124,22 +120,26 @@ def _address(cls: type[_E], email: str, name: str = "") -> _E:
 def _mail_send(api_key: str, host: str, connect_timeout: float, timeout: float):
     """POST a mail body to the SDK's ``client.mail.send`` endpoint (its URL,
     Authorization and User-Agent headers) over a kept-alive connection, and
-    answer with the SDK's ``Response``.
+    answer with the SDK's ``Response``; 4xx and 5xx raise as the SDK raises them.
 
     This is python_http_client's ``post`` minus the ``urllib.build_opener()``
     it runs per request (a third of the CPU of a send) and its new socket.
     """
     endpoint = SendGridAPIClient(api_key=api_key, host=host.rstrip("/")).client.mail.send
     url = endpoint._build_url(None)
+    target = urlsplit(url)._replace(scheme="", netloc="").geturl() or "/"
     headers = {**endpoint.request_headers, "Content-Type": "application/json"}
-    transport = _KeepAlive(host, connect_timeout, timeout)
+    transport = KeepAlive(host, connect_timeout=connect_timeout, timeout=timeout)
 
     def post(body: dict) -> Response:
-        # Only a container for method, URL, headers and body: urllib never opens it.
-        request = urllib.request.Request(  # noqa: S310
-            url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
-        )
-        return Response(transport.open(request))
+        data = json.dumps(body).encode("utf-8")
+        answer = transport.request("POST", target, headers, data)
+        if answer.status >= 400:
+            error = HTTPError(
+                url, answer.status, answer.reason, answer.headers, io.BytesIO(answer.body)
+            )
+            raise http_errors.handle_error(error)
+        return Response(_Answer(answer))
 
     return post
 
@@ -147,99 +147,17 @@ def _mail_send(api_key: str, host: str, connect_timeout: float, timeout: float):
 class _Answer:
     """What python_http_client's Response reads from a urllib answer."""
 
-    def __init__(self, status: int, body: bytes, headers: http.client.HTTPMessage) -> None:
-        self._status, self._body, self._headers = status, body, headers
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
 
     def getcode(self) -> int:
-        return self._status
+        return self._answer.status
 
     def read(self) -> bytes:
-        return self._body
+        return self._answer.body
 
     def info(self) -> http.client.HTTPMessage:
-        return self._headers
-
-
-class _KeepAlive:
-    """One persistent HTTP(S) connection per process for SendGrid's API.
-
-    Failing to connect means SendGrid never saw the request: it surfaces as
-    ``URLError`` (urllib's way, so the adapter calls it transient). Anything
-    after the request started to go out surfaces unwrapped (outcome unknown).
-    """
-
-    def __init__(self, host: str, connect_timeout: float, timeout: float) -> None:
-        parts = urlsplit(host)
-        self.https = parts.scheme == "https"
-        self.netloc = parts.netloc
-        self.connect_timeout, self.timeout = connect_timeout, timeout
-        # One connection per thread (a worker may run batches in threads) and
-        # per process (never one inherited across a fork).
-        self.local = threading.local()
-
-    @property
-    def conn(self) -> http.client.HTTPConnection | None:
-        if getattr(self.local, "pid", None) != os.getpid():
-            self.local.conn, self.local.pid = None, os.getpid()
-        return self.local.conn
-
-    @conn.setter
-    def conn(self, value: http.client.HTTPConnection | None) -> None:
-        self.local.conn, self.local.pid = value, os.getpid()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = self.conn
-        # Not once the server has closed it (readable while idle means EOF): a
-        # request on a dead connection would fail after it may have been sent.
-        if conn is not None and _dropped(conn):
-            conn.close()
-            conn = None
-        if conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            conn = cls(self.netloc, timeout=self.connect_timeout)
-            try:
-                conn.connect()
-            except OSError as exc:
-                conn.close()
-                raise URLError(exc) from exc
-            conn.sock.settimeout(self.timeout)
-            self.conn = conn
-        return conn
-
-    def open(self, request) -> _Answer:
-        conn = self._connection()
-        try:
-            conn.request(
-                request.get_method(),
-                request.selector,
-                body=request.data,
-                headers=dict(request.header_items()),
-            )
-            response = conn.getresponse()
-            body = response.read()
-        except BaseException:
-            conn.close()
-            self.conn = None
-            raise
-        if response.will_close:
-            conn.close()
-            self.conn = None
-        if response.status >= 400:
-            error = HTTPError(
-                request.full_url, response.status, response.reason, response.msg, io.BytesIO(body)
-            )
-            raise http_errors.handle_error(error)
-        return _Answer(response.status, body, response.msg)
-
-
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    if conn.sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([conn.sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+        return self._answer.headers
 
 
 def _refusal(exc: http_errors.HTTPError) -> ProviderError:

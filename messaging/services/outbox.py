@@ -12,11 +12,12 @@ sweeper for anything due later or lost on the way.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from commerce.models import Channel, Customer
 from messaging.models import (
@@ -29,6 +30,7 @@ from messaging.models import (
     Template,
 )
 from retention import clock
+from retention.db import execute_binary
 from retention.errors import InvalidInput
 from retention.models import Tenant
 
@@ -184,13 +186,26 @@ class MessageIn:
     context: dict | None = None
 
 
-def messages_enqueue_many(*, tenant: Tenant, items: list[MessageIn]) -> dict[str, Message]:
-    """Queue many messages in one INSERT (the journey dispatcher's path).
+@dataclass(frozen=True)
+class Enqueued:
+    """What :func:`messages_enqueue_many` stored: every key's message id, and the
+    keys this call stored (the others were stored before, by this or another
+    writer)."""
 
-    Returns every key's row; a key stored before is returned as it is, exactly
-    as ``message_enqueue`` does. The caller holds the locks that make its keys
-    its own (an enrollment row), so no second writer races this insert; if one
-    does, the unique constraint still refuses the duplicate."""
+    ids: dict[str, int]
+    created: frozenset[str]
+
+
+def messages_enqueue_many(*, tenant: Tenant, items: list[MessageIn]) -> Enqueued:
+    """Queue many messages at once (the journey dispatcher's path).
+
+    Every key gets its row's id; a key stored before keeps its first row, as
+    with ``message_enqueue``. On PostgreSQL this is one ``INSERT … SELECT FROM
+    unnest(…) ON CONFLICT DO NOTHING RETURNING``, so the unique (tenant, key)
+    constraint decides which rows are new even against a concurrent writer;
+    elsewhere (SQLite) it is a look-up and a ``bulk_create``. The caller holds
+    the locks that make its keys its own (an enrollment row), so a concurrent
+    writer of the same key is a bug there, not a race to win."""
     for item in items:
         if item.channel not in Channel.values or item.category not in Category.values:
             raise _invalid("channel", f"Unknown channel or category for {item.idempotency_key!r}.")
@@ -200,12 +215,93 @@ def messages_enqueue_many(*, tenant: Tenant, items: list[MessageIn]) -> dict[str
             )
         if item.customer.tenant_id != tenant.pk:
             raise _invalid("customer", "The customer belongs to another tenant.")
-    keys = [item.idempotency_key for item in items]
-    found = {
-        m.idempotency_key: m
-        for m in Message.objects.for_tenant(tenant).filter(idempotency_key__in=keys)
-    }
+    if not items:
+        return Enqueued(ids={}, created=frozenset())
     now = clock.now()
+    if connection.vendor == "postgresql":
+        created = _insert_unnest(tenant.pk, items, now)
+        ids = dict(created)
+        missing = [i.idempotency_key for i in items if i.idempotency_key not in ids]
+        if missing:
+            # Stored before (a replayed batch): their first rows stand.
+            ids.update(
+                Message.objects.for_tenant(tenant)
+                .filter(idempotency_key__in=missing)
+                .values_list("idempotency_key", "id")
+            )
+    else:
+        found, created = _insert_orm(tenant, items, now)
+        ids = {**found, **created}
+    new_ids = sorted(created.values())
+    if new_ids:
+        from messaging.services.send import BATCH_SIZE
+
+        def kick() -> None:
+            for start in range(0, len(new_ids), BATCH_SIZE):
+                _kick(tenant.pk, new_ids[start : start + BATCH_SIZE])
+
+        transaction.on_commit(kick)
+    return Enqueued(ids=ids, created=frozenset(created))
+
+
+def _row_values(item: MessageIn) -> tuple:
+    """The per-message columns of ``_INSERT_SQL``, in its order."""
+    content = item.content
+    return (
+        item.idempotency_key,
+        item.customer.pk,
+        item.template.pk if item.template is not None else None,
+        item.channel,
+        item.category,
+        item.source,
+        json.dumps(item.context or {}),
+        address_for(item.customer, item.channel),
+        content.subject,
+        content.text,
+        content.html if item.channel == Channel.EMAIL else "",
+    )
+
+
+# Per message: the columns of ``_row_values``; the rest is one value per batch.
+_INSERT_SQL = """
+    INSERT INTO messaging_message (
+        tenant_id, status, reason, detail, provider_id, attempts, due_at, created_at, updated_at,
+        idempotency_key, customer_id, template_id, channel, category, source,
+        context, to_address, subject, body_text, body_html
+    )
+    SELECT %b, %b, '', '', '', 0, %b, %b, %b,
+        u.key, u.customer_id, u.template_id, u.channel, u.category, u.source,
+        u.context::jsonb, u.to_address, u.subject, u.body_text, u.body_html
+    FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],
+                %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+        AS u(key, customer_id, template_id, channel, category, source,
+             context, to_address, subject, body_text, body_html)
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING idempotency_key, id
+"""
+
+
+def _insert_unnest(tenant_id: int, items: list[MessageIn], now: datetime) -> dict[str, int]:
+    """Insert the messages whose keys are new, in one statement; returns those
+    keys with their ids (a key already stored is left alone and not returned)."""
+    columns = [list(c) for c in zip(*map(_row_values, items), strict=True)]
+    return dict(execute_binary(_INSERT_SQL, [tenant_id, Status.QUEUED, now, now, now, *columns]))
+
+
+def _insert_orm(
+    tenant: Tenant, items: list[MessageIn], now: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The portable path: skip keys stored before, ``bulk_create`` the rest (a
+    concurrent writer of the same key makes the unique constraint refuse the
+    batch, as it must). Returns (keys stored before, keys stored now), with ids."""
+    found = dict(
+        Message.objects.for_tenant(tenant)
+        .filter(idempotency_key__in=[i.idempotency_key for i in items])
+        .values_list("idempotency_key", "id")
+    )
+    first = {}
+    for item in items:  # a key twice in one call: the first stands, as on PostgreSQL
+        first.setdefault(item.idempotency_key, item)
     rows = [
         Message(
             tenant=tenant,
@@ -224,21 +320,11 @@ def messages_enqueue_many(*, tenant: Tenant, items: list[MessageIn]) -> dict[str
             created_at=now,
             updated_at=now,
         )
-        for item in items
+        for item in first.values()
         if item.idempotency_key not in found
     ]
     created = Message.objects.bulk_create(rows, batch_size=1000)
-    ids = [m.pk for m in created]
-    if ids:
-        from messaging.services.send import BATCH_SIZE
-
-        def kick() -> None:
-            for start in range(0, len(ids), BATCH_SIZE):
-                _kick(tenant.pk, ids[start : start + BATCH_SIZE])
-
-        transaction.on_commit(kick)
-    found.update((m.idempotency_key, m) for m in created)
-    return found
+    return found, {m.idempotency_key: m.pk for m in created}
 
 
 def _invalid(field: str, message: str) -> InvalidInput:

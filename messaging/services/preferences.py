@@ -15,11 +15,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.urls import reverse
+
 from commerce.models import Channel, ConsentStatus, Customer, TouchpointCategory
 from commerce.selectors import consents_for, customer_get
 from commerce.services.customers import consent_set
 from commerce.services.touchpoints import TouchpointIn, touchpoints_record_many
-from commerce.tokens import PREFERENCES_MAX_AGE, PREFERENCES_PURPOSE, read_token
+from commerce.tokens import (
+    PREFERENCES_MAX_AGE,
+    PREFERENCES_PURPOSE,
+    preferences_token,
+    public_url,
+    read_token,
+)
 from messaging.models import Suppression, SuppressionReason
 from messaging.services.outbox import address_for, messaging_settings, suppression_remove
 from retention import clock
@@ -60,6 +68,32 @@ class ChannelPreference:
     status: str  # the consent on record, "unknown" when none
     subscribed: bool  # whether marketing on this channel reaches them now
     blocked: bool  # the address is suppressed for a reason an opt-in does not lift
+
+
+class PreferencesLinks:
+    """Preferences-page links for many customers (the journey dispatcher renders
+    hundreds of messages a batch): the same URLs as
+    ``commerce.tokens.preferences_page_url``, with the page's path reversed once
+    instead of per link, and each customer's link signed once per instance.
+
+    Keep an instance for one batch: a link carries its signing time."""
+
+    _MARK = "TOKEN"
+
+    def __init__(self) -> None:
+        # A token is URL-safe base64 with ":" and "." (never quoted by
+        # ``reverse``), so putting it where the mark was gives reverse's answer.
+        before, self._after = reverse("preferences-page", args=[self._MARK]).rsplit(self._MARK, 1)
+        self._before = public_url(before)
+        self._urls: dict[tuple[int, int], str] = {}
+
+    def url(self, customer: Customer) -> str:
+        key = (customer.tenant_id, customer.pk)
+        found = self._urls.get(key)
+        if found is None:
+            found = f"{self._before}{preferences_token(customer)}{self._after}"
+            self._urls[key] = found
+        return found
 
 
 def _positive_int(value: object) -> int | None:

@@ -3,8 +3,9 @@ for what must be sent, so a lost broker message or a dead worker delays a send
 but never loses or repeats it.
 
 - ``messages_recover``: batches whose lease ran out (their worker died). In each,
-  the lowest unrecorded message may have reached the provider (calls go in id
-  order): it becomes ``unknown`` and waits for a callback; the others never
+  the lowest ``RECORD_EVERY`` unrecorded messages may have reached the provider
+  (calls go in id order, and a worker leaves at most that many accepted calls
+  unwritten): they become ``unknown`` and wait for a callback; the others never
   left and go back to the queue.
 - ``messages_dispatch_due``: pending messages that are due (new ones whose task
   was lost, quiet hours over, retry backoff over) are handed to send tasks in
@@ -25,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from messaging.models import PENDING, Message, Reason, Status
-from messaging.services.send import BATCH_SIZE, ready_channels
+from messaging.services.send import BATCH_SIZE, RECORD_EVERY, ready_channels
 from retention import clock
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,10 @@ def messages_recover(*, now: datetime | None = None) -> dict[str, int]:
             .order_by("pk")
             .values_list("pk", "claim")
         )
-        first_of_claim: dict = {}
-        for pk, claim in expired:
-            first_of_claim.setdefault(claim, pk)
-        maybe_sent = set(first_of_claim.values())
+        by_claim: dict = defaultdict(list)
+        for pk, claim in expired:  # in id order, as the calls went
+            by_claim[claim].append(pk)
+        maybe_sent = {pk for pks in by_claim.values() for pk in pks[:RECORD_EVERY]}
         never_sent = [pk for pk, _ in expired if pk not in maybe_sent]
         if maybe_sent:
             Message.objects.unscoped().filter(pk__in=maybe_sent).update(

@@ -33,6 +33,7 @@ from commerce.selectors import order_get, order_list
 from commerce.tokens import order_page_url, preferences_page_url
 from messaging.models import Category, Template
 from messaging.services.outbox import Content
+from messaging.services.preferences import PreferencesLinks
 from messaging.sms_length import SmsLength, sms_segments
 from messaging.template_language import (
     check_source,
@@ -219,6 +220,8 @@ def _values(
     order: Order | None,
     product: Product | None,
     extra: dict | None,
+    sources: tuple[str, ...],
+    links: PreferencesLinks | None,
 ) -> dict[str, Any]:
     for what, obj in (("customer", customer), ("order", order), ("product", product)):
         if obj is not None and obj.tenant_id != tenant.pk:
@@ -226,8 +229,13 @@ def _values(
                 f"The {what} belongs to another store.",
                 fields={what: ["Belongs to another store."]},
             )
-    links: dict[str, Any] = {}
-    values: dict[str, Any] = {"store": {"name": tenant.name}, "links": links}
+    # Signed links cost a HMAC each: made only for a template that can show
+    # them (a variable is named in full in the source, so "links" or "order"
+    # appear in any source that reaches one).
+    uses_links = any("links" in source for source in sources)
+    uses_order = uses_links or any("order" in source for source in sources)
+    link_map: dict[str, Any] = {}
+    values: dict[str, Any] = {"store": {"name": tenant.name}, "links": link_map}
     if customer is not None:
         values["customer"] = {
             "first_name": customer.first_name,
@@ -237,8 +245,11 @@ def _values(
             "phone": customer.phone,
             "locale": customer.locale,
         }
-        links["preferences"] = links["unsubscribe"] = preferences_page_url(customer)
-    if order is not None:
+        if uses_links:
+            link_map["preferences"] = link_map["unsubscribe"] = (
+                links.url(customer) if links is not None else preferences_page_url(customer)
+            )
+    if order is not None and uses_order:
         status_url = order_page_url(order)
         lines = sorted(order.lines.all(), key=lambda line: line.pk)  # prefetched when given
         values["order"] = {
@@ -252,7 +263,7 @@ def _values(
                 for line in lines
             ],
         }
-        links["order_status"] = status_url
+        link_map["order_status"] = status_url
     if product is not None:
         values["product"] = {
             "name": product.name,
@@ -270,6 +281,8 @@ def _values(
 
 def _zone(customer: Customer | None, tenant: Tenant) -> ZoneInfo:
     for name in (getattr(customer, "timezone", ""), tenant.timezone):
+        if not name:  # most customers have none: skip the exception ZoneInfo("") raises
+            continue
         try:
             return ZoneInfo(name)
         # A customer's timezone is free text in the admin: "America" is a
@@ -298,14 +311,24 @@ def template_render(
     order: Order | None = None,
     product: Product | None = None,
     extra: dict | None = None,
+    links: PreferencesLinks | None = None,
 ) -> Content:
     """The subject, text and HTML of ``template`` for this customer (and order
     and product, when the message is about them). ``extra`` adds variables or
     attributes to groups (``{"links": {"survey": url}}``). Times show in the
-    customer's timezone, else the store's."""
+    customer's timezone, else the store's. A caller rendering many messages
+    passes one ``links`` for them all (see ``PreferencesLinks``)."""
     tenant = template.tenant
     values = _freeze(
-        _values(tenant=tenant, customer=customer, order=order, product=product, extra=extra)
+        _values(
+            tenant=tenant,
+            customer=customer,
+            order=order,
+            product=product,
+            extra=extra,
+            sources=(template.subject, template.text, template.html),
+            links=links,
+        )
     )
     with timezone.override(_zone(customer, tenant)):
         subject = _render(template.subject, values, autoescape=False, name=template.name)

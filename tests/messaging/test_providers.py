@@ -333,6 +333,26 @@ def test_sms_keeps_its_connection_alive_between_sends(fake_provider: FakeProvide
     assert fake_provider.open_connections == 1
 
 
+def test_email_keeps_its_connection_alive_between_sends(fake_provider: FakeProvider):
+    sendgrid.send(EMAIL)
+    sendgrid.send(EMAIL)
+
+    assert fake_provider.open_connections == 1
+
+
+def test_sms_goes_through_the_proxy_the_environment_names(fake_provider: FakeProvider, monkeypatch):
+    # The kept-alive transport speaks no proxy protocol: with a proxy set, the
+    # SDK's own transport takes the request to it (here: nobody listens).
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", _closed_port_url())
+
+    with pytest.raises(TransientError):
+        twilio.send(SMS)
+
+    assert fake_provider.calls == []
+
+
 # --- configuration ---------------------------------------------------------------
 
 
