@@ -115,7 +115,10 @@ class TenantSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return member_can(request, Capability.MANAGE_TEAM)
 
     def has_add_permission(self, request):
-        return request.user.is_superuser
+        # A store is made by ``manage.py create_tenant`` (``tenant_create``): its
+        # signing secret, settings, tier segments and shipped journeys come with
+        # it. A bare row saved here would have none of them.
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False  # tenants are deactivated, never deleted from the UI

@@ -124,3 +124,8 @@ def test_another_stores_hours_cannot_be_changed(tenant, other_tenant, owner_clie
     # Outside this admin's queryset: Django's "does not exist" redirect.
     assert (response.status_code, response["Location"]) == (302, "/admin/")
     assert _hours(other_tenant) == (time(9), time(17), [1, 2, 3, 4, 5])
+
+
+def test_stores_are_not_added_in_the_admin_but_with_create_tenant(admin_client):
+    # tenant_create makes the secret, settings and shipped journeys a bare row lacks.
+    assert admin_client.get("/admin/retention/tenant/add/").status_code == 403
