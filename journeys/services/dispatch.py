@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, transaction
 
-from commerce.models import Customer, Order, ProductFamily
+from commerce.models import Customer, Order, Product, ProductFamily
 from feedback.services import survey_invitation_message_set, survey_invite, survey_url
 from journeys.models import (
     LIVE_STATUSES,
@@ -209,13 +209,45 @@ def _channel_and_template(
     return "email", None
 
 
-def _render_context(row: Enrollment, orders: dict[int, Order]) -> dict:
-    order = orders.get((row.context or {}).get("order_id"))
-    return {"order": order} if order is not None else {}
+@dataclass
+class Related:
+    """The orders and products the due rows' templates show, loaded per batch."""
+
+    orders: dict[int, Order] = field(default_factory=dict)
+    products: dict[int, Product] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, tenant: Tenant, rows: list[Enrollment]) -> Related:
+        contexts = [r.context or {} for r in rows]
+        order_ids = {c.get("order_id") for c in contexts} - {None}
+        product_ids = {c.get("product_id") for c in contexts} - {None}
+        return cls(
+            orders=Order.objects.for_tenant(tenant)
+            .prefetch_related("lines")
+            .in_bulk(list(order_ids))
+            if order_ids
+            else {},
+            products=Product.objects.for_tenant(tenant)
+            .select_related("family")
+            .in_bulk(list(product_ids))
+            if product_ids
+            else {},
+        )
+
+
+def _render_context(row: Enrollment, related: Related) -> dict:
+    """The order the trigger was about and, for a family window, the product
+    bought in that family (reorder and replenishment copy names it)."""
+    context = row.context or {}
+    values = {
+        "order": related.orders.get(context.get("order_id")),
+        "product": related.products.get(context.get("product_id")),
+    }
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _plan_send(
-    plan: Plan, cache: Cache, customer: Customer, orders: dict, links: PreferencesLinks
+    plan: Plan, cache: Cache, customer: Customer, related: Related, links: PreferencesLinks
 ) -> None:
     row, step = plan.row, plan.step
     definition = cache.definition(row.version_id)
@@ -228,7 +260,7 @@ def _plan_send(
         return
     extra = None
     if step.action == Action.SURVEY:
-        plan.survey = _survey_invitation(row, customer, channel, orders)
+        plan.survey = _survey_invitation(row, customer, channel, related.orders)
         if plan.survey is None:
             plan.outcome, plan.detail = StepOutcome.SKIPPED, "already invited for this delivery"
             return
@@ -238,7 +270,7 @@ def _plan_send(
         customer=customer,
         links=links,
         extra=extra,
-        **_render_context(row, orders),
+        **_render_context(row, related),
     )
     plan.message_key = f"journey:{row.pk}:{row.version_id}:{step.pk}"
     plan.message = MessageIn(
@@ -337,7 +369,7 @@ def _plan(
     cache: Cache,
     customer,
     facts: Facts,
-    orders: dict,
+    related: Related,
     links: PreferencesLinks,
 ) -> None:
     row = plan.row
@@ -365,7 +397,7 @@ def _plan(
         return
     plan.next_position = row.position + 1
     if step.action in SEND_ACTIONS:
-        _plan_send(plan, cache, customer, orders, links)
+        _plan_send(plan, cache, customer, related, links)
     else:
         _do_action(plan, cache.tenant, customer)
 
@@ -431,16 +463,11 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
             else:
                 due.append(Plan(row=row))
         facts = Facts(tenant.pk, [p.row for p in due], cache)
-        order_ids = {(p.row.context or {}).get("order_id") for p in due} - {None}
-        orders = (
-            Order.objects.for_tenant(tenant).prefetch_related("lines").in_bulk(list(order_ids))
-            if order_ids
-            else {}
-        )
+        related = Related.load(tenant, [p.row for p in due])
         links = PreferencesLinks()
         for plan in due:
             try:
-                _plan(plan, cache, customers.get(plan.row.customer_id), facts, orders, links)
+                _plan(plan, cache, customers.get(plan.row.customer_id), facts, related, links)
             except Exception as exc:  # one bad row must not stall the batch
                 logger.exception(
                     "journeys.step_failed tenant_id=%s enrollment_id=%s", tenant.pk, plan.row.pk

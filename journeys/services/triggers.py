@@ -338,24 +338,31 @@ def _family_occurrences(tenant_id: int, touches: list[dict]) -> list[Occurrence]
     by_order = {_order_id(t): t for t in touches if _order_id(t) is not None}
     if not by_order:
         return []
-    families: dict[tuple[int, int], str] = {}
+    # (order, family) -> (price tier, product): the expensive tier's window wins,
+    # and the copy names the product of the line that set it.
+    families: dict[tuple[int, int], tuple[str, int | None]] = {}
     lines = (
         OrderLine.objects.for_tenant(tenant_id)
         .filter(order_id__in=list(by_order), family_id__isnull=False)
-        .values_list("order_id", "family_id", "price_tier")
+        .order_by("id")
+        .values_list("order_id", "family_id", "price_tier", "product_id")
     )
-    for order_id, family_id, tier in lines:
-        if families.get((order_id, family_id)) != "expensive":
-            families[(order_id, family_id)] = tier
+    for order_id, family_id, tier, product_id in lines:
+        seen = families.get((order_id, family_id))
+        if seen is None or (tier == "expensive" and seen[0] != "expensive"):
+            families[(order_id, family_id)] = (tier, product_id)
     out = []
-    for (order_id, family_id), tier in sorted(families.items()):
+    for (order_id, family_id), (tier, product_id) in sorted(families.items()):
         t = by_order[order_id]
+        context = {"order_id": order_id, "family_id": family_id, "price_tier": tier}
+        if product_id is not None:
+            context["product_id"] = product_id
         out.append(
             Occurrence(
                 t["customer_id"],
                 f"ord:{order_id}:fam:{family_id}",
                 t["occurred_at"],
-                {"order_id": order_id, "family_id": family_id, "price_tier": tier},
+                context,
                 t["id"],
             )
         )

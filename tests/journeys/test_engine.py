@@ -261,6 +261,47 @@ def test_the_expensive_tier_waits_for_its_longer_family_window(tenant):
     assert (sent[dear.pk] - START).days == 21
 
 
+def test_a_family_window_send_names_the_product_bought_in_that_family(tenant):
+    from tests.factories import ProductFactory
+
+    clock.set_now(START)
+    beans = ProductFactory(
+        tenant=tenant,
+        sku="BEANS-1",
+        name="House beans 1 kg",
+        family=ProductFamilyFactory(tenant=tenant, reorder_days=7),
+    )
+    running_low = Template.objects.create(
+        tenant=tenant,
+        name="Running low",
+        channel="email",
+        category="marketing",
+        subject="Running low on {{ product.name }}?",
+        text="Hi, your {{ product.family }} from order {{ order.number }}.",
+    )
+    journey = journey_create(
+        tenant=tenant,
+        name="Reorder",
+        status="active",
+        version={"trigger": "family_window", "family_window": "reorder"},
+        steps=[
+            {
+                "name": "Time to reorder",
+                "delay_from": "family",
+                "family_window": "reorder",
+                "email_template": running_low,
+            }
+        ],
+    )
+    lines = [{"sku": "BEANS-1", "quantity": 1, "unit_price": Decimal("30.00")}]
+    order_upsert(tenant=tenant, data=order_data("o-1", "c-1", lines=lines), source="api")
+    run_for(tenant, days=8, step_hours=6)
+
+    [message] = sends(journey)
+    assert message.subject == "Running low on House beans 1 kg?"
+    assert message.body_text == f"Hi, your {beans.family.name} from order o-1."
+
+
 def test_history_before_activation_starts_nothing(tenant):
     clock.set_now(START)
     customer = CustomerFactory(tenant=tenant)
