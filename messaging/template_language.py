@@ -72,6 +72,7 @@ VARIABLES: dict[str, dict[str, Any]] = {
         "items": Seq(ITEM),
     },
     "product": dict.fromkeys(["name", "sku", "price", "family"]),
+    "cart": {**dict.fromkeys(["total", "currency", "url"]), "items": Seq(ITEM)},
     "store": {"name": None},
     # links.survey is the post-delivery survey's link (/s/<token>/): only a
     # message that carries a survey invitation has it (the sender passes

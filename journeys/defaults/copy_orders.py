@@ -104,7 +104,13 @@ DELIVERY_TEMPLATES = tuple(
     )
 )
 
-# There are no cart variables yet: the copy points to the store, not the cart.
+# The cart as the storefront last sent it: its items and its recovery link.
+CART_ITEMS = (
+    "{% if cart.items %}\n\nIn your cart:{% for item in cart.items %}\n"
+    "  {{ item.quantity }} x {{ item.name }}{% endfor %}{% endif %}"
+    "{% if cart.url %}\n\nPick up where you stopped: {{ cart.url }}{% endif %}"
+)
+
 CART = (
     email(
         "cart-1",
@@ -113,7 +119,9 @@ CART = (
         "You left something in your cart",
         """\
 It looks like you didn't quite finish your order at {{ store.name }}. No problem: we've \
-kept your cart just as you left it, so you can pick up where you stopped.
+kept your cart just as you left it, so you can pick up where you stopped."""
+        + CART_ITEMS
+        + """
 
 Had a question about a product, delivery or payment? Reply to this email and we'll \
 answer quickly, so you can decide with confidence.""",
@@ -125,7 +133,7 @@ answer quickly, so you can decide with confidence.""",
         "Still thinking it over?",
         """\
 Just a quick note: the items in your cart at {{ store.name }} are still waiting for you, \
-but we can't hold them forever.
+but we can't hold them forever.{% if cart.url %} Your cart: {{ cart.url }}{% endif %}
 
 Good to know before you decide:
 - Delivery usually takes 2 to 4 working days.

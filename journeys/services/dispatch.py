@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, transaction
 
-from commerce.models import Customer, Order, Product, ProductFamily
+from commerce.models import Cart, Customer, Order, Product, ProductFamily
 from feedback.services import survey_invitation_message_set, survey_invite, survey_url
 from journeys.models import (
     LIVE_STATUSES,
@@ -215,12 +215,14 @@ class Related:
 
     orders: dict[int, Order] = field(default_factory=dict)
     products: dict[int, Product] = field(default_factory=dict)
+    carts: dict[int, Cart] = field(default_factory=dict)
 
     @classmethod
     def load(cls, tenant: Tenant, rows: list[Enrollment]) -> Related:
         contexts = [r.context or {} for r in rows]
         order_ids = {c.get("order_id") for c in contexts} - {None}
         product_ids = {c.get("product_id") for c in contexts} - {None}
+        cart_ids = {c.get("cart_id") for c in contexts} - {None}
         return cls(
             orders=Order.objects.for_tenant(tenant)
             .prefetch_related("lines")
@@ -232,16 +234,18 @@ class Related:
             .in_bulk(list(product_ids))
             if product_ids
             else {},
+            carts=Cart.objects.for_tenant(tenant).in_bulk(list(cart_ids)) if cart_ids else {},
         )
 
 
 def _render_context(row: Enrollment, related: Related) -> dict:
-    """The order the trigger was about and, for a family window, the product
-    bought in that family (reorder and replenishment copy names it)."""
+    """The order or abandoned cart the trigger was about and, for a family
+    window, the product bought in that family (reorder copy names it)."""
     context = row.context or {}
     values = {
         "order": related.orders.get(context.get("order_id")),
         "product": related.products.get(context.get("product_id")),
+        "cart": related.carts.get(context.get("cart_id")),
     }
     return {k: v for k, v in values.items() if v is not None}
 

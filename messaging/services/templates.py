@@ -28,7 +28,7 @@ from django.forms.models import model_to_dict
 from django.template import TemplateSyntaxError
 from django.utils import timezone
 
-from commerce.models import Channel, Customer, Order, Product
+from commerce.models import Cart, Channel, Customer, Order, Product
 from commerce.selectors import order_get, order_list
 from commerce.tokens import order_page_url, preferences_page_url
 from messaging.models import Category, Template
@@ -222,8 +222,14 @@ def _values(
     extra: dict | None,
     sources: tuple[str, ...],
     links: PreferencesLinks | None,
+    cart: Cart | None = None,
 ) -> dict[str, Any]:
-    for what, obj in (("customer", customer), ("order", order), ("product", product)):
+    for what, obj in (
+        ("customer", customer),
+        ("order", order),
+        ("product", product),
+        ("cart", cart),
+    ):
         if obj is not None and obj.tenant_id != tenant.pk:
             raise InvalidInput(
                 f"The {what} belongs to another store.",
@@ -271,6 +277,21 @@ def _values(
             "price": product.price,
             "family": product.family.name if product.family_id else "",
         }
+    if cart is not None:
+        values["cart"] = {
+            "total": cart.total,
+            "currency": cart.currency,
+            "url": cart.recovery_url,
+            "items": [
+                {
+                    "name": item.get("name") or item.get("sku") or "",
+                    "sku": item.get("sku") or "",
+                    "quantity": item.get("quantity") or 1,
+                }
+                for item in cart.items or []
+                if isinstance(item, dict)
+            ],
+        }
     for key, value in (extra or {}).items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
             values[key] = {**values[key], **value}
@@ -310,11 +331,12 @@ def template_render(
     customer: Customer | None = None,
     order: Order | None = None,
     product: Product | None = None,
+    cart: Cart | None = None,
     extra: dict | None = None,
     links: PreferencesLinks | None = None,
 ) -> Content:
-    """The subject, text and HTML of ``template`` for this customer (and order
-    and product, when the message is about them). ``extra`` adds variables or
+    """The subject, text and HTML of ``template`` for this customer (and order,
+    product or abandoned cart, when the message is about them). ``extra`` adds variables or
     attributes to groups (``{"links": {"survey": url}}``). Times show in the
     customer's timezone, else the store's. A caller rendering many messages
     passes one ``links`` for them all (see ``PreferencesLinks``)."""
@@ -328,6 +350,7 @@ def template_render(
             extra=extra,
             sources=(template.subject, template.text, template.html),
             links=links,
+            cart=cart,
         )
     )
     with timezone.override(_zone(customer, tenant)):

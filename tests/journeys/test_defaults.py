@@ -331,3 +331,45 @@ def test_install_journeys_command_installs_what_is_missing(tenant, other_tenant,
 
     keys = Journey.objects.for_tenant(tenant).filter(key__in=KEYS).values_list("key", flat=True)
     assert sorted(keys) == sorted(KEYS)
+
+
+def test_the_abandoned_cart_reminder_lists_the_cart_and_its_recovery_link(tenant):
+    from commerce.services.orders import cart_upsert, carts_mark_abandoned
+    from journeys.services.engine import journeys_tick
+    from messaging.models import Message
+
+    cart_journey = installed(tenant)["abandoned-cart"]
+    start = cart_journey.current_version.activated_at + timedelta(days=1)
+    clock.set_now(start.replace(hour=9, minute=0, second=0, microsecond=0))  # 10:00 Berlin
+    cart_upsert(
+        tenant=tenant,
+        source="api",
+        data={
+            "id": "cart-9",
+            "customer": {
+                "id": "c-9",
+                "email": "ada@shop.example",
+                "first_name": "Ada",
+                "consent": {"email": {"status": "opted_in", "source": "checkout"}},
+            },
+            "currency": "EUR",
+            "items": [
+                {
+                    "sku": "BEANS-1",
+                    "name": "House beans",
+                    "quantity": 2,
+                    "unit_price": Decimal("12.00"),
+                },
+                {"sku": "MUG-1", "quantity": 1, "unit_price": Decimal("9.00")},
+            ],
+            "recovery_url": "https://shop.example/cart/recover/9",
+        },
+    )
+    for _ in range(3):  # abandoned after an hour, reminded an hour later
+        clock.advance(hours=1)
+        carts_mark_abandoned(tenant=tenant)
+        journeys_tick(tenant_id=tenant.pk)
+
+    [reminder] = Message.objects.for_tenant(tenant).filter(context__journey_id=cart_journey.pk)
+    assert "In your cart:\n  2 x House beans\n  1 x MUG-1" in reminder.body_text
+    assert "Pick up where you stopped: https://shop.example/cart/recover/9" in reminder.body_text

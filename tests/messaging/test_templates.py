@@ -350,6 +350,8 @@ def test_the_documented_variables_are_the_known_ones():
         "order": ["number", "total", "currency", "placed_at", "status_url", "items"],
         "order.items": ["name", "sku", "quantity"],
         "product": ["name", "sku", "price", "family"],
+        "cart": ["total", "currency", "url", "items"],
+        "cart.items": ["name", "sku", "quantity"],
         "store": ["name"],
         "links": ["preferences", "unsubscribe", "order_status", "survey"],
     }
