@@ -90,20 +90,34 @@
     };
   }
 
-  function familyEditor(spec, op, cond) {
-    if (!spec.choices.length) {
-      return { node: el("em", { text: "No product families yet." }), read: function () { return { value: "" }; } };
-    }
-    var families = choiceEditor(spec, op, cond);
+  // An optional "in the last N days" after another editor (a field whose
+  // catalogue entry lists the within_days extra), kept when a row is edited.
+  function withinDays(editor, cond) {
     var days = number(cond.within_days, "within days", "1", 1);
     return {
-      node: el("span", {}, [families.node, " in the last ", days, " days (optional)"]),
+      node: el("span", {}, [editor.node, " in the last ", days, " days (optional)"]),
       read: function () {
-        var out = families.read();
+        var out = editor.read();
         if (days.value.trim()) out.within_days = asInteger(days.value);
         return out;
       },
     };
+  }
+
+  function hasWithinDays(spec) {
+    return (spec.extras || []).indexOf("within_days") !== -1;
+  }
+
+  function choicesEditor(spec, op, cond) {
+    var editor = choiceEditor(spec, op, cond);
+    return hasWithinDays(spec) ? withinDays(editor, cond) : editor;
+  }
+
+  function familyEditor(spec, op, cond) {
+    if (!spec.choices.length) {
+      return { node: el("em", { text: "No product families yet." }), read: function () { return { value: "" }; } };
+    }
+    return withinDays(choiceEditor(spec, op, cond), cond);
   }
 
   function consentEditor(spec, op, cond) {
@@ -138,8 +152,8 @@
   var EDITORS = {
     integer: numericEditor,
     decimal: numericEditor,
-    choice: choiceEditor,
-    choices: choiceEditor,
+    choice: choicesEditor,
+    choices: choicesEditor,
     family: familyEditor,
     consent: consentEditor,
     touchpoint: touchpointEditor,
