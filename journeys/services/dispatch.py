@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, transaction
 
-from commerce.models import Cart, Customer, Order, Product, ProductFamily
+from commerce.models import Cart, Customer, Fulfillment, Order, Product, ProductFamily
 from feedback.services import survey_invitation_message_set, survey_invite, survey_url
 from journeys.models import (
     LIVE_STATUSES,
@@ -216,6 +216,7 @@ class Related:
     orders: dict[int, Order] = field(default_factory=dict)
     products: dict[int, Product] = field(default_factory=dict)
     carts: dict[int, Cart] = field(default_factory=dict)
+    fulfillments: dict[int, Fulfillment] = field(default_factory=dict)
 
     @classmethod
     def load(cls, tenant: Tenant, rows: list[Enrollment]) -> Related:
@@ -223,6 +224,7 @@ class Related:
         order_ids = {c.get("order_id") for c in contexts} - {None}
         product_ids = {c.get("product_id") for c in contexts} - {None}
         cart_ids = {c.get("cart_id") for c in contexts} - {None}
+        parcel_ids = {c.get("fulfillment_id") for c in contexts} - {None}
         return cls(
             orders=Order.objects.for_tenant(tenant)
             .prefetch_related("lines")
@@ -235,6 +237,9 @@ class Related:
             if product_ids
             else {},
             carts=Cart.objects.for_tenant(tenant).in_bulk(list(cart_ids)) if cart_ids else {},
+            fulfillments=Fulfillment.objects.for_tenant(tenant).in_bulk(list(parcel_ids))
+            if parcel_ids
+            else {},
         )
 
 
@@ -264,7 +269,7 @@ def _plan_send(
         return
     extra = None
     if step.action == Action.SURVEY:
-        plan.survey = _survey_invitation(row, customer, channel, related.orders)
+        plan.survey = _survey_invitation(row, customer, channel, related)
         if plan.survey is None:
             plan.outcome, plan.detail = StepOutcome.SKIPPED, "already invited for this delivery"
             return
@@ -296,20 +301,14 @@ def _plan_send(
     plan.outcome = StepOutcome.QUEUED
 
 
-def _survey_invitation(row: Enrollment, customer: Customer, channel: str, orders: dict):
+def _survey_invitation(row: Enrollment, customer: Customer, channel: str, related: Related):
     """The survey invitation this step sends: one per delivery (the trigger's
     fulfillment), so None when the delivery has one already (another journey,
     a second delivered event). Made in the batch's transaction: a batch that
     fails leaves no invitation behind."""
-    from commerce.models import Fulfillment
-
     context = row.context or {}
-    fulfillment = (
-        Fulfillment.objects.for_tenant(row.tenant_id).filter(pk=context["fulfillment_id"]).first()
-        if context.get("fulfillment_id")
-        else None
-    )
-    order = orders.get(context.get("order_id")) if fulfillment is None else None
+    fulfillment = related.fulfillments.get(context.get("fulfillment_id"))
+    order = related.orders.get(context.get("order_id")) if fulfillment is None else None
     invitation, created = survey_invite(
         tenant=row.tenant_id,
         customer=customer,
