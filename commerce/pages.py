@@ -37,6 +37,7 @@ from commerce.models import (
 from commerce.services.touchpoints import touchpoint_record
 from commerce.tokens import order_from_token, preferences_page_path, public_url
 from retention import clock
+from retention.http import shopper_headers as _shopper_headers
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ RETURN_MARKER = ("return", "instore")
 # and under "no-referrer" browsers send "Origin: null" with its POST, which
 # Django's CSRF check rejects; "strict-origin" still never sends the path (the
 # token) anywhere, and lets the same-origin POST carry its real Origin.
-REFERRER_POLICY = "no-referrer"
 FORM_REFERRER_POLICY = "strict-origin"
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
@@ -286,13 +286,6 @@ def _order_context(request: HttpRequest, order: Order, token: str, tz: zoneinfo.
 
 
 # --- responses ----------------------------------------------------------------------
-
-
-def _shopper_headers(response: HttpResponse, referrer_policy: str = REFERRER_POLICY):
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex"
-    response["Referrer-Policy"] = referrer_policy
-    return response
 
 
 def link_not_found(request: HttpRequest) -> HttpResponse:

@@ -31,10 +31,10 @@ from feedback.services.surveys import (
     survey_response_of,
 )
 from retention.errors import InvalidInput
+from retention.http import shopper_headers as _headers
 
 logger = logging.getLogger(__name__)
 
-REFERRER_POLICY = "no-referrer"
 FORM_REFERRER_POLICY = "strict-origin"
 RATING_LABELS = [
     (1, "Very poor"),
@@ -56,13 +56,6 @@ NEXT_STEP = {
     Want.PROMOTION: "a promotion",
     Want.DEMO: "a product demo",
 }
-
-
-def _headers(response: HttpResponse, referrer_policy: str = REFERRER_POLICY) -> HttpResponse:
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex"
-    response["Referrer-Policy"] = referrer_policy
-    return response
 
 
 def _not_found(request: HttpRequest) -> HttpResponse:

@@ -31,23 +31,16 @@ from messaging.services.preferences import (
     preferences_link_read,
     preferences_unsubscribe_all,
 )
+from retention.http import shopper_headers as _headers
 
 logger = logging.getLogger(__name__)
 
 # The URL is a credential: it must never reach another site in a Referer.
-REFERRER_POLICY = "no-referrer"
 SAVED_MESSAGES = {
     "all": "You are unsubscribed from all marketing messages.",
     "out": "You will no longer get marketing {label}.",
     "in": "You are subscribed to marketing {label}.",
 }
-
-
-def _headers(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex"
-    response["Referrer-Policy"] = REFERRER_POLICY
-    return response
 
 
 @csrf_exempt  # the signed token is the credential; see the module docstring
