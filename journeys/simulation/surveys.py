@@ -23,6 +23,7 @@ WANTS = [Want.TIP] * 15 + [Want.PROMOTION] * 10 + [Want.DEMO] * 5 + [""] * 70
 
 @dataclass(frozen=True)
 class Answer:
+    invitation: SurveyInvitation
     at: datetime
     rating: int
     wants: str
@@ -52,11 +53,10 @@ class Respondents:
             if answer is None or answer.at > now:
                 continue
             self.decided[pk] = None
-            invitation = SurveyInvitation.objects.for_tenant(self.tenant).get(pk=pk)
-            sms = invitation.channel == SurveyChannel.SMS
+            sms = answer.invitation.channel == SurveyChannel.SMS
             try:
                 survey_answer(
-                    invitation=invitation,
+                    invitation=answer.invitation,
                     rating=answer.rating,
                     wants=answer.wants,
                     channel="sms" if sms else "web",
@@ -74,4 +74,5 @@ class Respondents:
             return None
         rating = rng.choice(RATINGS)
         wants = Want.CALLBACK if rating <= 2 and rng.random() < 0.4 else rng.choice(WANTS)
-        return Answer(invitation.created_at + timedelta(hours=rng.randint(1, 30)), rating, wants)
+        at = invitation.created_at + timedelta(hours=rng.randint(1, 30))
+        return Answer(invitation, at, rating, wants)
