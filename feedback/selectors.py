@@ -191,7 +191,7 @@ class CustomerPanel:
     survey_responses: list[SurveyResponse]
     messages: list[Any]
     other_callbacks: list[Callback]
-    churn_probability: float | None = None  # issue 8 (churn scoring) fills this in
+    churn_probability: float | None = None  # None until the customer is scored
     churn_reasons: list[str] = field(default_factory=list)
 
 
@@ -214,10 +214,11 @@ def delay_note(fulfillment: Any, now: datetime) -> str:
 def customer_panel(
     *, tenant: Tenant, customer: Customer, callback: Callback | None = None, orders: int = 5
 ) -> CustomerPanel:
-    """Orders, deliveries and delays, surveys, messages, tier and segments, other
-    callbacks: read through each app's selectors."""
+    """Orders, deliveries and delays, surveys, messages, tier and segments, churn
+    risk and its reasons, other callbacks: read through each app's selectors."""
     from commerce.selectors import customer_stats, order_queryset
     from messaging.selectors import customer_messages
+    from scoring.selectors import customer_score
     from segments.selectors import customer_rfm, customer_segments
 
     now = clock.now()
@@ -234,6 +235,7 @@ def customer_panel(
     others = Callback.objects.for_tenant(tenant).filter(customer=customer)
     if callback is not None:
         others = others.exclude(pk=callback.pk)
+    score = customer_score(tenant, customer.pk)
     return CustomerPanel(
         customer=customer,
         order_count=stats["order_count"],
@@ -249,6 +251,8 @@ def customer_panel(
         ),
         messages=list(customer_messages(customer=customer).order_by("-created_at", "-id")[:10]),
         other_callbacks=list(others.order_by("-created_at", "-id")[:5]),
+        churn_probability=score.p_churn if score is not None else None,
+        churn_reasons=[str(r) for r in score.reasons or []] if score is not None else [],
     )
 
 

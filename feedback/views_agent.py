@@ -192,20 +192,19 @@ def callback_page(request: HttpRequest, pk: int) -> HttpResponse:
     now = clock.now()
     callback = _callback_or_404(request, pk)
     response = callback.survey_response
+    panel = customer_panel(tenant=request.tenant, customer=callback.customer, callback=callback)
     return render(
         request,
         "feedback/agent/callback.html",
         {
             **_work_context(request, callback, now),
-            "panel": customer_panel(
-                tenant=request.tenant, customer=callback.customer, callback=callback
-            ),
+            "panel": panel,
             "response": response,
             "highlights": [HIGHLIGHT_LABELS.get(h, h) for h in (response.highlights or [])]
             if response
             else [],
             "wants": WANT_LABELS.get(response.wants, "") if response else "",
-            "churn_scored": False,  # issue 8 (churn scoring) adds the score and its reasons
+            "churn_scored": panel.churn_probability is not None,
         },
     )
 

@@ -123,6 +123,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Tasks whose callers do not pick a queue themselves.
 CELERY_TASK_ROUTES = {
     "segments.*": {"queue": "segments"},
+    "scoring.*": {"queue": "scoring"},
     "messaging.*": {"queue": "dispatch"},
     # Webhook posts wait on the receiver (up to 10 s): keep them off the dispatch queue.
     "journeys.deliver_webhook": {"queue": "default"},
@@ -263,4 +264,8 @@ CELERY_BEAT_SCHEDULE = {
     "journeys-tick": {"task": "journeys.tick", "schedule": 60.0},
     # Delivers outbound journey webhooks that are due (retries, lost tasks).
     "journeys-sweep-webhooks": {"task": "journeys.sweep_webhooks", "schedule": 60.0},
+    # Queues each tenant's nightly churn scoring (weekly training) in its night.
+    "scoring-schedule-nightly": {"task": "scoring.schedule_nightly", "schedule": 900.0},
+    # Re-queues chunks of scoring runs lost on the way (a dead worker, a lost message).
+    "scoring-sweep": {"task": "scoring.sweep", "schedule": 300.0},
 }

@@ -258,3 +258,62 @@ class ChosenAction(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.action} ({self.band})"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class ScoringRun(TenantOwnedModel):
+    """One scoring of a tenant as of a moment, split into chunks of customer ids
+    that workers score in parallel. A chunk commits its scores and its ``done``
+    mark together, so a chunk that died is simply run again (by the sweeper)."""
+
+    as_of = models.DateTimeField()
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    announce = models.BooleanField(
+        default=True, help_text="Band entries start journeys and calls (not on the first run)"
+    )
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    chunks = models.PositiveIntegerField(default=0)
+    scored = models.PositiveIntegerField(default=0)
+    entered = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "as_of"], name="scoringrun_tenant_asof_uniq")
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "started_at"],
+                condition=Q(status="running"),
+                name="scoringrun_running",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Scoring as of {self.as_of:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class ScoringChunk(TenantOwnedModel):
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunk_rows")
+    lo = models.BigIntegerField(help_text="First customer id (inclusive)")
+    hi = models.BigIntegerField(help_text="Last customer id (inclusive)")
+    done = models.BooleanField(default=False)
+    scored = models.PositiveIntegerField(default=0)
+    entered = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "run", "lo"], name="scoringchunk_uniq")
+        ]

@@ -134,10 +134,10 @@ def callback_due_by(*, tenant: Tenant | int, now: datetime | None = None) -> dat
 
 
 def _churn_probability(tenant_id: int, customer_id: int) -> float | None:
-    """The customer's latest churn probability. Scoring has no model yet:
-    issue 8 (churn scoring) returns its latest score here, through a
-    ``scoring.selectors`` function."""
-    return None
+    """The customer's latest churn probability (None when not scored yet)."""
+    from scoring.selectors import churn_probability
+
+    return churn_probability(tenant_id, customer_id)
 
 
 def callback_priority_for(
