@@ -171,6 +171,23 @@ class AuditedAdminMixin:
         super().delete_queryset(request, queryset)
 
 
+def scoped_pk_formset(formset, rows):
+    """A formset class whose rows' hidden id fields look ids up in ``rows``.
+    Django gives that field the model's default manager, which refuses a
+    query without a tenant (a 500 on saving a list edit or an inline); the
+    admin's own scoped queryset is also the right set of ids to accept."""
+
+    class ScopedFormSet(formset):
+        def add_fields(self, form, index):
+            super().add_fields(form, index)
+            field = form.fields.get(self._pk_field.name) if self._pk_field else None
+            if field is not None and hasattr(field, "queryset"):
+                field.queryset = rows
+
+    ScopedFormSet.__name__ = formset.__name__
+    return ScopedFormSet
+
+
 class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """ModelAdmin for tenant-owned models."""
 
@@ -192,6 +209,11 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def _is_operator_view(self, request) -> bool:
         return is_operator_view(request)
+
+    def get_changelist_formset(self, request, **kwargs):
+        return scoped_pk_formset(
+            super().get_changelist_formset(request, **kwargs), self.get_queryset(request)
+        )
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
@@ -273,6 +295,11 @@ class TenantInline(admin.TabularInline):
             return qs.for_tenant(request.tenant)
         # A platform operator looks at one parent object, whichever its tenant.
         return qs.unscoped() if request.user.is_superuser else qs.none().unscoped()
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return scoped_pk_formset(
+            super().get_formset(request, obj, **kwargs), self.get_queryset(request)
+        )
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         scoped_foreignkey_kwargs(self, request, db_field, kwargs)

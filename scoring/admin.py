@@ -616,21 +616,6 @@ class ActionPolicyAdmin(TenantAdmin):
         form.tenant_id = obj.tenant_id if obj is not None else getattr(request.tenant, "pk", None)
         return form
 
-    def get_changelist_formset(self, request, **kwargs):
-        # Django gives each row's hidden id field the model's default manager,
-        # which refuses a query without a tenant: give it this list's rows.
-        formset = super().get_changelist_formset(request, **kwargs)
-        rows = self.get_queryset(request)
-
-        class ScopedFormSet(formset):
-            def add_fields(self, form, index):
-                super().add_fields(form, index)
-                field = form.fields.get(self._pk_field.name)
-                if isinstance(field, forms.ModelChoiceField):
-                    field.queryset = rows
-
-        return ScopedFormSet
-
     def save_model(self, request, obj, form, change):
         obj.updated_at = clock.now()
         super().save_model(request, obj, form, change)
