@@ -37,6 +37,12 @@ FULFILLMENT_CHOICES = [("", "—")] + [
     (s.value, s.label) for s in FulfillmentStatus if s not in ("pending",)
 ]
 CHANNEL_CHOICES = [("", "—"), *Channel.choices]
+VALUE_HELP = (
+    "By trigger: the touchpoint kind of a tracked event (e.g. onboarding.completed, or the "
+    "churn scorer's next_action.winback and next_action.nudge); the churn risk band entered "
+    "(medium or high, announced by the nightly scorer as churn_risk.entered); or the survey "
+    "class (promoter, neutral or detractor)."
+)
 
 
 def _scope(form: forms.BaseForm, tenant_id: int) -> None:
@@ -91,6 +97,7 @@ class VersionForm(forms.ModelForm):
     class Meta:
         model = JourneyVersion
         fields = VERSION_FORM_FIELDS
+        help_texts = {"value": VALUE_HELP}
 
     def __init__(self, *args, tenant_id: int, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,3 +8,6 @@ class ScoringConfig(AppConfig):
         from scoring.hooks import register
 
         register()
+        from scoring.rules import register_rules
+
+        register_rules()

@@ -23,6 +23,8 @@ Counted orders follow segments: not cancelled or refunded. An order cancelled
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -166,6 +168,29 @@ COUNTED = (
 def history_load(
     tenant_id: int, as_of: datetime, *, lo: int | None = None, hi: int | None = None
 ) -> History:
+    with _analytic_session():
+        return _history_load(tenant_id, as_of, lo, hi)
+
+
+@contextmanager
+def _analytic_session() -> Iterator[None]:
+    """The loaders join millions of order lines and group millions of rows: with
+    the default 4 MB ``work_mem`` their hashes spill to disk (10.1 s against
+    7.9 s for the order-line statement at a million customers), and JIT
+    compiling them costs more than it saves. Both only for these statements."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cur:
+        cur.execute("SET work_mem = '128MB'; SET jit = off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET work_mem; RESET jit")
+
+
+def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> History:
     p = _params(tenant_id, as_of, lo, hi)
     in_range = "BETWEEN %(lo)s AND %(hi)s"
     customers = _frame(

@@ -9,6 +9,8 @@
 - A 90-day plan in three waves that asks about use and goals.
 - The survey 4 hours after delivery, and the follow-ups for promoters (thanks and
   cross-sell) and neutrals (tips and a light incentive).
+- The churn scorer's next best actions: a win-back with an incentive (day 0, 4
+  and 10, ending when the customer orders) and a content nudge.
 
 Marketing steps are snapped to 09:00-20:00 in the customer's timezone; consent,
 quiet hours and the frequency cap are the outbox's business. One-time buyers'
@@ -24,6 +26,7 @@ from journeys.defaults.copy_feedback import AFTER_ANSWER, SURVEY
 from journeys.defaults.copy_lifecycle import PLAN, WELCOME
 from journeys.defaults.copy_offers import FAMILY, SEGMENTS
 from journeys.defaults.copy_orders import CART, DELIVERY, DELIVERY_TEMPLATES
+from journeys.defaults.copy_winback import NUDGE, WINBACK
 from journeys.models import (
     Action,
     DelayFrom,
@@ -46,6 +49,8 @@ TEMPLATES: dict[str, ShippedTemplate] = {
         *SEGMENTS,
         *SURVEY,
         *AFTER_ANSWER,
+        *WINBACK,
+        *NUDGE,
     )
 }
 
@@ -319,6 +324,52 @@ SURVEY_FOLLOW_UPS = tuple(
     )
 )
 
+# The nightly scorer writes these touchpoints when its policy picks the action
+# for a customer (a "call" goes to the callback queue instead).
+WINBACK_KIND = "next_action.winback"
+NUDGE_KIND = "next_action.nudge"
+
+WINBACK_JOURNEY = ShippedJourney(
+    key="winback-incentive",
+    name="Win-back with an incentive",
+    description=(
+        "When the churn scorer picks a win-back: 15% off (day 0), a reminder on the "
+        "customer's preferred channel (day 4) and a last chance (day 10); ends when the "
+        "customer orders. At most once every 90 days."
+    ),
+    version={
+        "trigger": TriggerKind.TOUCHPOINT,
+        "value": WINBACK_KIND,
+        "reentry": Reentry.COOLDOWN,
+        "reentry_cooldown_days": 90,
+        "exit_on_order": True,
+        "exit_on_unsubscribe": True,
+    },
+    steps=[
+        _email("Day 0: we miss you, 15% off", 0, "winback-1"),
+        _preferred("Day 4: your 15% is waiting", 4, "winback-reminder", **DAYTIME),
+        _email("Day 10: last chance", 10, "winback-last"),
+    ],
+)
+
+CONTENT_NUDGE = ShippedJourney(
+    key="content-nudge",
+    name="Content nudge",
+    description=(
+        "When the churn scorer picks a nudge: one helpful note with tips and no offer, on "
+        "the customer's preferred channel. At most once every 30 days."
+    ),
+    version={
+        "trigger": TriggerKind.TOUCHPOINT,
+        "value": NUDGE_KIND,
+        "reentry": Reentry.COOLDOWN,
+        "reentry_cooldown_days": 30,
+        "exit_on_order": True,
+        "exit_on_unsubscribe": True,
+    },
+    steps=[_preferred("Day 0: tips from our regulars", 0, "nudge", **DAYTIME)],
+)
+
 JOURNEYS: tuple[ShippedJourney, ...] = (
     WELCOME_SERIES,
     *DELIVERY_UPDATES,
@@ -328,6 +379,8 @@ JOURNEYS: tuple[ShippedJourney, ...] = (
     NINETY_DAY_PLAN,
     POST_DELIVERY_SURVEY,
     *SURVEY_FOLLOW_UPS,
+    WINBACK_JOURNEY,
+    CONTENT_NUDGE,
 )
 
 __all__ = ["JOURNEYS", "TEMPLATES", "ShippedJourney", "ShippedTemplate"]

@@ -93,6 +93,9 @@ MAX_STEPS = 30
 MAX_DELAY_DAYS = 400
 # Triggers whose occurrence carries an order, so a step can wait for its family window.
 ORDER_TRIGGERS = (TriggerKind.ORDER_PLACED, TriggerKind.FAMILY_WINDOW)
+# The risk bands whose entry the nightly scorer announces with a
+# ``churn_risk.entered`` touchpoint (nobody is announced entering "low").
+CHURN_ENTRY_BANDS = ("medium", "high")
 # Which statuses may follow which; archiving is final.
 STATUS_MOVES = {
     JourneyStatus.DRAFT: {JourneyStatus.ACTIVE, JourneyStatus.ARCHIVED},
@@ -169,8 +172,17 @@ def _clean_version(tenant_id: int, data: dict, errors: _Errors) -> dict:
         errors.add("segment", "Choose the segment whose entries or exits start the journey.")
     value = str(out.get("value") or "").strip()
     out["value"] = value
-    if trigger in (TriggerKind.TOUCHPOINT, TriggerKind.CHURN_BAND) and not value:
-        errors.add("value", "Name the touchpoint kind or churn band that starts the journey.")
+    if trigger == TriggerKind.TOUCHPOINT and not value:
+        errors.add("value", "Name the touchpoint kind that starts the journey.")
+    if trigger == TriggerKind.CHURN_BAND:
+        # Matched exactly against the churn_risk.entered touchpoint's band.
+        out["value"] = value = value.lower()
+        if value not in CHURN_ENTRY_BANDS:
+            errors.add(
+                "value",
+                "Choose the churn risk band whose entry starts the journey: "
+                f"{' or '.join(CHURN_ENTRY_BANDS)}.",
+            )
     if trigger == TriggerKind.SURVEY_CLASS and value not in ("promoter", "neutral", "detractor"):
         errors.add("value", "Choose promoter, neutral or detractor.")
     if out.get("entry_requires_consent", "") not in ("", *Channel.values):

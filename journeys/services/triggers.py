@@ -15,8 +15,10 @@ if it happened after the journey's version was activated, so a CSV import of
 last year's orders does not start last year's welcome series.
 
 Touchpoint kinds that start journeys: ``order.placed``, ``fulfillment.<status>``,
-``cart.abandoned``, ``churn.band_entered`` (``properties.band``),
-``survey.<promoter|neutral|detractor>``, and any tracked kind.
+``cart.abandoned``, ``churn_risk.entered`` (written by the nightly scorer when a
+customer's band changes into medium or high; a churn-band trigger matches its
+``properties.band``), ``survey.<promoter|neutral|detractor>``, and any tracked
+kind (the scorer's ``next_action.winback`` and ``next_action.nudge`` among them).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from segments.models import CustomerRFM, SegmentKind, SegmentMembership, Segment
 logger = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(minutes=5)
+# The touchpoint the scorer writes when a customer enters a risk band.
+CHURN_BAND_KIND = "churn_risk.entered"
 FEEDS = {"touchpoints": Touchpoint, "transitions": SegmentTransition}
 SCAN_CHUNK = 5000
 LIVE = LIVE_STATUSES
@@ -122,7 +126,7 @@ def _touch_kind(version: JourneyVersion) -> str | None:
     if trigger == TriggerKind.CART_ABANDONED:
         return "cart.abandoned"
     if trigger == TriggerKind.CHURN_BAND:
-        return "churn.band_entered"
+        return CHURN_BAND_KIND
     if trigger == TriggerKind.SURVEY_CLASS:
         return f"survey.{version.value}"
     if trigger == TriggerKind.TOUCHPOINT:

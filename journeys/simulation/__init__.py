@@ -11,8 +11,10 @@ the storefront ingestion path (``commerce.ingest.apply``: validation, then
 its own time on the project clock. Every simulated hour the clock stops for
 what the beat would run: abandoned carts are marked, the tenant's journeys
 tick (triggers, exits, due steps) and due messages are handed to the send path;
-once a simulated night the segments are recomputed. Some invited customers
-answer the survey after delivery a few hours later (``surveys.Respondents``),
+once a simulated night the segments are recomputed and every customer is
+scored for churn (band entries start the win-back and nudge journeys and queue
+check-in calls). Some invited customers answer the survey after delivery a few
+hours later (``surveys.Respondents``),
 so the promoter and neutral journeys and the callback queue see work too.
 
 Celery tasks run in-process while simulating (orders refresh segments and

@@ -73,6 +73,8 @@ def simulate(
 ) -> Run:
     """Run ``days`` simulated days of the store; the clock stays at the end."""
     from journeys.services.engine import journeys_tick
+    from scoring.services.runs import churn_score
+    from scoring.services.setup import scoring_settings
     from segments.services.setup import segment_settings
     from segments.tasks import recompute_tenant
 
@@ -81,6 +83,7 @@ def simulate(
     store = Store(tenant, seed=seed, start=start)
     zone = ZoneInfo(tenant.timezone or "UTC")
     nightly_hour = segment_settings(tenant).nightly_hour
+    scoring_hour = scoring_settings(tenant).nightly_hour
     queue: list[Event] = []
     ticker = _Ticker(tenant)
     respondents = Respondents(tenant, seed=seed)
@@ -102,6 +105,9 @@ def simulate(
                 run.activity["carts abandoned"] += carts_mark_abandoned(tenant=tenant)
                 if tick_at.astimezone(zone).hour == nightly_hour:
                     recompute_tenant(tenant.pk, True)
+                if tick_at.astimezone(zone).hour == scoring_hour:
+                    scored = churn_score(tenant.pk, as_of=tick_at)
+                    run.activity["churn band entries"] += scored.entered
                 if ticker.has_work():
                     journeys_tick(tenant_id=tenant.pk)
                 _send_due(tenant)

@@ -153,7 +153,7 @@ def run_finish(run_id: int) -> bool:
             settings.last_scored_at = run.as_of
             settings.save(update_fields=["last_scored_at"])
         actions_judge(run.tenant_id)
-    _refresh_segments(run.tenant_id)
+    _refresh_segments(run.tenant_id, announce=run.announce)
     logger.info(
         "scoring.run_done tenant_id=%s as_of=%s scored=%s entered=%s",
         run.tenant_id, run.as_of.isoformat(), run.scored, run.entered,
@@ -177,13 +177,13 @@ def actions_judge(tenant_id: int, now: datetime | None = None) -> int:
     )
 
 
-def _refresh_segments(tenant_id: int) -> None:
-    """Rule segments that read churn scores follow the new scores."""
-    try:
-        from segments.services.memberships import segments_refresh_all
-    except ImportError:  # pragma: no cover
-        return
-    segments_refresh_all(tenant_id, cause="churn_score")
+def _refresh_segments(tenant_id: int, *, announce: bool) -> None:
+    """Rule segments that read churn scores follow the new scores; on a
+    store's first run their entries are history (cause ``import``), not news."""
+    from scoring.rules import churn_segments_refresh
+    from segments.hooks import IMPORT_CAUSE
+
+    churn_segments_refresh(tenant_id=tenant_id, cause="scoring" if announce else IMPORT_CAUSE)
 
 
 def churn_score(

@@ -43,7 +43,7 @@ def test_a_new_store_starts_with_every_shipped_journey_active(tenant):
     journeys = installed(tenant)
 
     assert set(journeys) == KEYS
-    assert len(KEYS) == 17
+    assert len(KEYS) == 19
     for key, journey in journeys.items():
         assert journey.status == JourneyStatus.ACTIVE, key
         assert journey.current_version.number == 1
@@ -200,6 +200,92 @@ def test_family_window_journeys_wait_for_the_family_and_exit_on_an_order(tenant)
             True,
         )
         assert (step.delay_from, step.family_window) == ("family", window)
+
+
+def test_the_next_best_action_journeys_start_from_the_scorers_touchpoints(tenant):
+    journeys = installed(tenant)
+    winback, nudge = journeys["winback-incentive"], journeys["content-nudge"]
+
+    assert (winback.name, nudge.name) == ("Win-back with an incentive", "Content nudge")
+    for journey, kind, cooldown in (
+        (winback, "next_action.winback", 90),
+        (nudge, "next_action.nudge", 30),
+    ):
+        version = journey.current_version
+        assert (version.trigger, version.value) == ("touchpoint", kind)
+        assert (version.reentry, version.reentry_cooldown_days) == ("cooldown", cooldown)
+        assert (version.exit_on_order, version.exit_on_unsubscribe) == (True, True)
+        assert version.category == "marketing"
+    steps = {
+        journey.key: list(
+            JourneyStep.objects.for_tenant(tenant)
+            .filter(version=journey.current_version)
+            .order_by("position")
+            .select_related("email_template", "sms_template", "in_app_template")
+        )
+        for journey in (winback, nudge)
+    }
+    assert [(s.name, s.delay, s.action) for s in steps["winback-incentive"]] == [
+        ("Day 0: we miss you, 15% off", 0, "email"),
+        ("Day 4: your 15% is waiting", 4, "preferred"),
+        ("Day 10: last chance", 10, "email"),
+    ]
+    [tips] = steps["content-nudge"]
+    assert (tips.delay, tips.action) == (0, "preferred")
+    for step in (*steps["winback-incentive"], tips):
+        for field in ("email_template", "sms_template", "in_app_template"):
+            template = getattr(step, field)
+            assert template is None or template.category == "marketing"
+    reminder = steps["winback-incentive"][1]
+    assert (reminder.sms_template.channel, reminder.in_app_template.channel) == ("sms", "in_app")
+
+
+def test_a_scorer_winback_touchpoint_sends_the_offer_and_an_order_ends_the_journey(tenant):
+    from commerce.models import TouchpointCategory
+    from commerce.services.touchpoints import touchpoint_record
+    from journeys.models import Enrollment
+    from journeys.services.engine import journeys_tick
+    from messaging.models import Message
+
+    winback = installed(tenant)["winback-incentive"]
+    start = winback.current_version.activated_at + timedelta(days=1)
+    clock.set_now(start.replace(hour=10, minute=0))  # Berlin's daytime, after activation
+    ada = CustomerFactory(tenant=tenant, first_name="Ada", timezone="Europe/Berlin")
+    bob = CustomerFactory(tenant=tenant, first_name="Bob", timezone="Europe/Berlin")
+    for customer, kind in ((ada, "next_action.winback"), (bob, "next_action.nudge")):
+        touchpoint_record(
+            tenant=tenant,
+            customer=customer,
+            category=TouchpointCategory.PRODUCT,
+            kind=kind,
+            source="scoring",
+            properties={"band": "high", "p_churn": 0.83, "reasons": ["no order in 120 days"]},
+        )
+    clock.advance(minutes=5)
+    journeys_tick(tenant_id=tenant.pk)
+
+    [offer] = Message.objects.for_tenant(tenant).filter(context__journey_id=winback.pk)
+    assert offer.customer_id == ada.pk
+    assert offer.subject == "Ada, we miss you: 15% off your next order"
+    assert "COMEBACK15" in offer.body_text
+    nudged = Enrollment.objects.for_tenant(tenant).get(journey__key="content-nudge")
+    assert nudged.customer_id == bob.pk
+
+    clock.advance(days=1)
+    order = make_order(ada, clock.now())
+    touchpoint_record(
+        tenant=tenant,
+        customer=ada,
+        category=TouchpointCategory.COMMERCE,
+        kind="order.placed",
+        source="commerce",
+        properties={"order_id": order.pk},
+    )
+    clock.advance(minutes=5)
+    journeys_tick(tenant_id=tenant.pk)
+
+    enrollment = Enrollment.objects.for_tenant(tenant).get(journey=winback)
+    assert (enrollment.status, enrollment.exit_reason) == ("exited", "ordered")
 
 
 def test_installing_again_changes_nothing_and_keeps_a_marketers_edits(tenant):

@@ -339,3 +339,57 @@ def test_another_tenants_orders_never_enroll_here(tenant, other_tenant):
     run_for(tenant, days=1)
     assert not Enrollment.objects.for_tenant(tenant).filter(journey=mine).exists()
     assert not Message.objects.for_tenant(tenant).filter(source="journey").exists()
+
+
+def churn_risk(tenant, customer, kind: str = "churn_risk.entered", **properties) -> None:
+    """The touchpoint the nightly scorer writes when a customer's band changes."""
+    from commerce.models import TouchpointCategory
+    from commerce.services.touchpoints import touchpoint_record
+
+    touchpoint_record(
+        tenant=tenant,
+        customer=customer,
+        category=TouchpointCategory.PRODUCT,
+        kind=kind,
+        source="scoring",
+        properties={"p_churn": 0.83, "action": "winback", "model_version": 3, **properties},
+    )
+
+
+def test_a_churn_band_journey_enrolls_on_entering_its_band_only(tenant):
+    clock.set_now(START)
+    journey = journey_create(
+        tenant=tenant,
+        name="High churn risk",
+        status="active",
+        version={"trigger": "churn_band", "value": "High"},
+        steps=[{"name": "We miss you", "email_template": template(tenant, "miss-you")}],
+    )
+    high, medium, old_kind, no_band = (CustomerFactory(tenant=tenant) for _ in range(4))
+    churn_risk(tenant, high, band="high")
+    churn_risk(tenant, medium, band="medium", p_churn=0.6)
+    churn_risk(tenant, old_kind, "churn.band_entered", band="high")
+    churn_risk(tenant, no_band)
+
+    run_for(tenant, days=1)
+
+    assert journey.current_version.value == "high"
+    enrolled = Enrollment.objects.for_tenant(tenant).filter(journey=journey)
+    assert [(e.customer_id, e.context) for e in enrolled] == [(high.pk, {"band": "high"})]
+    assert [m.customer_id for m in sends(journey)] == [high.pk]
+
+
+def test_a_churn_band_trigger_names_a_band_the_scorer_announces(tenant):
+    from retention.errors import InvalidInput
+
+    for value in ("", "low", "churn_risk.entered"):
+        with pytest.raises(InvalidInput) as err:
+            journey_create(
+                tenant=tenant,
+                name=f"Churn {value}",
+                version={"trigger": "churn_band", "value": value},
+                steps=[{"name": "Hi", "email_template": template(tenant, f"hi {value}")}],
+            )
+        assert err.value.fields["value"] == [
+            "Choose the churn risk band whose entry starts the journey: medium or high."
+        ]

@@ -11,7 +11,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from commerce.models import Order, PriceTier
+from commerce.models import Customer, Order, PriceTier, TouchpointCategory
+from commerce.services.touchpoints import touchpoint_record
 from journeys.defaults import ABANDONED_CART, JOURNEYS, WELCOME_SERIES
 from journeys.models import StepRun
 from journeys.services.setup import journeys_install_defaults
@@ -69,11 +70,28 @@ def sent(report: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+def scorer_picked(tenant, kind: str, customers) -> None:
+    """The next-best-action touchpoints the nightly churn scorer writes (the
+    simulation does not score): they start the win-back and nudge journeys."""
+    for customer in customers:
+        touchpoint_record(
+            tenant=tenant,
+            customer=customer,
+            category=TouchpointCategory.PRODUCT,
+            kind=kind,
+            source="scoring",
+            properties={"band": "high", "p_churn": 0.8, "reasons": []},
+        )
+
+
 def test_every_shipped_journey_fires_end_to_end_in_a_simulation(tenant):
     """One run of DAYS days (long enough for the one-time buyers' day-10 guide):
     everything is asserted on it, since it is the slowest test here."""
     short_windows_store(tenant, past_buyers=20)
     clock.set_now(START)
+    past = list(Customer.objects.for_tenant(tenant).order_by("pk"))
+    scorer_picked(tenant, "next_action.winback", past[:3])
+    scorer_picked(tenant, "next_action.nudge", past[3:6])
 
     report = simulate_json(tenant, "--days", str(DAYS), "--seed", "3")
 
