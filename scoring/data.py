@@ -57,8 +57,11 @@ class History:
     - ``deliveries``: customer_id, age (delivered), late_days (delivered after
       the promised window's end; 0 when on time), delayed (a delay was reported)
     - ``returns``: customer_id, returns, refunded
-    - ``touches``: customer_id, kind, n, n30, n90, last_age
-    - ``tickets``: customer_id, answered, response_hours_mean, slow (answered after 24 h)
+    - ``touches``: one row per customer with touchpoints: counts of messages
+      sent, opened and clicked (all time, last 30 and 90 days), the age of the
+      last open and send, support tickets opened and answered (with the mean
+      answer time in hours and how many took over 24 h), onboarding completed,
+      features activated, first value reached
     - ``surveys``: customer_id, age, rating, classification (sorted by time)
     - ``contacts``: customer_id, last_age: the last message or callback (for the policy)
     """
@@ -70,7 +73,6 @@ class History:
     deliveries: pd.DataFrame
     returns: pd.DataFrame
     touches: pd.DataFrame
-    tickets: pd.DataFrame
     surveys: pd.DataFrame
     contacts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -159,10 +161,30 @@ def _adapt(params: dict) -> dict:
     }
 
 
-COUNTED = (
-    "(o.status NOT IN ('cancelled', 'refunded')"
-    " OR (o.status = 'cancelled' AND o.cancelled_at >= %(as_of)s))"
-)
+def counted(at: str) -> str:
+    """Orders that counted at the moment ``%(<at>)s``: not cancelled or refunded
+    then. A cancellation after it is undone by ``cancelled_at``. An order has
+    no refund time: a refunded order with recorded returns counts while those
+    recorded before the moment stay below its total; one refunded without any
+    return on record never counts (its refund time is unknown)."""
+    refunds_before = (
+        "(SELECT SUM(r.refund_amount) FROM commerce_return r"
+        " WHERE r.tenant_id = o.tenant_id AND r.order_id = o.id"
+        f" AND r.created_at < %({at})s)"
+    )
+    returns = (
+        "EXISTS (SELECT 1 FROM commerce_return r"
+        " WHERE r.tenant_id = o.tenant_id AND r.order_id = o.id)"
+    )
+    return (
+        "(o.status NOT IN ('cancelled', 'refunded')"
+        f" OR (o.status = 'cancelled' AND o.cancelled_at >= %({at})s)"
+        f" OR (o.status = 'refunded' AND {returns}"
+        f"     AND o.total > COALESCE({refunds_before}, 0)))"
+    )
+
+
+COUNTED = counted("as_of")
 
 
 def history_load(
@@ -257,41 +279,51 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         {"customer_id": "int64", "returns": "int64", "refunded": "float64"},
     )
     kinds = ", ".join(f"'{k}'" for k in TOUCH_KINDS)
+    seconds = _json_number("t.properties", "response_seconds")
+    answered = f"CASE WHEN t.kind = 'ticket.answered' THEN {seconds} END"
+
+    def count(kind: str, since: str = "") -> str:
+        when = f" AND t.occurred_at >= %({since})s" if since else ""
+        return f"SUM(CASE WHEN t.kind = '{kind}'{when} THEN 1 ELSE 0 END)"
+
+    def last(kind: str) -> str:
+        return f"MIN(CASE WHEN t.kind = '{kind}' THEN {_age('t.occurred_at')} END)"
+
+    # One pass over the customers' touchpoints, one row per customer.
     touches = _frame(
-        f"""SELECT t.customer_id, t.kind, COUNT(*),
-               SUM(CASE WHEN t.occurred_at >= %(d30)s THEN 1 ELSE 0 END),
-               SUM(CASE WHEN t.occurred_at >= %(d90)s THEN 1 ELSE 0 END),
-               MIN({_age("t.occurred_at")})
+        f"""SELECT t.customer_id,
+            {count("message.sent")}, {count("message.sent", "d90")},
+            {count("message.opened")}, {count("message.opened", "d30")},
+            {count("message.opened", "d90")},
+            {count("message.clicked")}, {count("message.clicked", "d30")},
+            {count("message.clicked", "d90")},
+            {last("message.opened")}, {last("message.sent")},
+            {count("ticket.opened")}, {count("ticket.answered")},
+            COUNT({answered}), AVG({answered}) / 3600.0,
+            SUM(CASE WHEN {answered} > 86400 THEN 1 ELSE 0 END),
+            {count("onboarding.completed")}, {count("feature.activated")},
+            {count("first_value.reached")}
         FROM commerce_touchpoint t
         WHERE t.tenant_id = %(tenant)s AND t.customer_id {in_range}
           AND t.occurred_at < %(as_of)s AND t.kind IN ({kinds})
-        GROUP BY t.customer_id, t.kind""",
-        p,
-        {
-            "customer_id": "int64",
-            "kind": "str",
-            "n": "int64",
-            "n30": "int64",
-            "n90": "int64",
-            "last_age": "float64",
-        },
-    )
-    seconds = _json_number("t.properties", "response_seconds")
-    tickets = _frame(
-        f"""SELECT t.customer_id, COUNT({seconds}), AVG({seconds}) / 3600.0,
-               SUM(CASE WHEN {seconds} > 86400 THEN 1 ELSE 0 END)
-        FROM commerce_touchpoint t
-        WHERE t.tenant_id = %(tenant)s AND t.customer_id {in_range}
-          AND t.occurred_at < %(as_of)s AND t.kind = 'ticket.answered'
         GROUP BY t.customer_id""",
         p,
         {
             "customer_id": "int64",
-            "answered": "int64",
+            **{c: "int64" for c in ("sent", "sent_90", "opened", "opened_30", "opened_90",
+                                     "clicked", "clicked_30", "clicked_90")},
+            "last_open_age": "float64",
+            "last_sent_age": "float64",
+            "tickets": "int64",
+            "answers": "int64",
+            "timed_answers": "int64",
             "response_hours_mean": "float64",
             "slow": "int64",
+            "onboarded": "int64",
+            "features": "int64",
+            "first_value": "int64",
         },
-    )
+    )  # fmt: skip
     surveys = _frame(
         f"""SELECT s.customer_id, {_age("s.answered_at")}, s.rating, s.classification
         FROM feedback_surveyresponse s
@@ -301,19 +333,19 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         p,
         {"customer_id": "int64", "age": "float64", "rating": "float64", "classification": "str"},
     )
-    contacts = _frame(
-        f"""SELECT customer_id, MIN(age) FROM (
-            SELECT t.customer_id, {_age("t.occurred_at")} AS age FROM commerce_touchpoint t
-            WHERE t.tenant_id = %(tenant)s AND t.customer_id {in_range}
-              AND t.occurred_at < %(as_of)s AND t.kind = 'message.sent'
-              AND t.occurred_at >= %(d90)s
-            UNION ALL
-            SELECT b.customer_id, {_age("b.created_at")} FROM feedback_callback b
-            WHERE b.tenant_id = %(tenant)s AND b.customer_id {in_range}
-              AND b.created_at < %(as_of)s AND b.created_at >= %(d90)s
-        ) contact GROUP BY customer_id""",
+    calls = _frame(
+        f"""SELECT b.customer_id, MIN({_age("b.created_at")}) FROM feedback_callback b
+        WHERE b.tenant_id = %(tenant)s AND b.customer_id {in_range}
+          AND b.created_at < %(as_of)s AND b.created_at >= %(d90)s
+        GROUP BY b.customer_id""",
         p,
         {"customer_id": "int64", "last_age": "float64"},
+    )
+    sends = touches.loc[touches["last_sent_age"] <= 90, ["customer_id", "last_sent_age"]]
+    contacts = (
+        pd.concat([sends.rename(columns={"last_sent_age": "last_age"}), calls])
+        .groupby("customer_id", as_index=False)["last_age"]
+        .min()
     )
     return History(
         as_of=as_of,
@@ -323,7 +355,6 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         deliveries=deliveries,
         returns=returns,
         touches=touches,
-        tickets=tickets,
         surveys=surveys,
         contacts=contacts,
     )
@@ -338,15 +369,15 @@ def labels_load(
     hi: int | None = None,
 ) -> pd.Series:
     """Order days per customer in ``[as_of, as_of + horizon)``: how many distinct
-    days (UTC, counted from ``as_of``) carry a counted order. Customers with none
-    are absent (read as 0)."""
+    days (counted from ``as_of``) carry an order that still counted at the
+    window's end (a later cancellation is not read). Customers with none are
+    absent (read as 0)."""
     p = _params(tenant_id, as_of, lo, hi)
     p["end"] = _adapt({"end": as_of + timedelta(days=horizon_days)})["end"]
     frame = _frame(
         f"""SELECT o.customer_id, {_sql("epoch", "o.placed_at")} FROM commerce_order o
         WHERE o.tenant_id = %(tenant)s AND o.customer_id BETWEEN %(lo)s AND %(hi)s
-          AND o.placed_at >= %(as_of)s AND o.placed_at < %(end)s
-          AND o.status NOT IN ('cancelled', 'refunded')""",
+          AND o.placed_at >= %(as_of)s AND o.placed_at < %(end)s AND {counted("end")}""",
         p,
         {"customer_id": "int64", "epoch": "float64"},
     )

@@ -14,10 +14,6 @@ COLUMNS = (
     "customer_id", "storefront_id", "customer__email", "p_churn", "expected_orders",
     "band", "reasons", "next_action", "model_version__version", "as_of",
 )  # fmt: skip
-COLUMNS = (
-    "customer_id", "storefront_id", "customer__email", "p_churn", "expected_orders",
-    "band", "reasons", "next_action", "model_version__version", "as_of",
-)  # fmt: skip
 
 
 def export_rows(tenant_id: int, batch: int = 5000) -> Iterator[tuple]:

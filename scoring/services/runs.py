@@ -71,7 +71,7 @@ def run_start(
     *,
     as_of: datetime | None = None,
     horizon_days: int | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> ScoringRun:
     """The run for (tenant, as_of), created with its chunks if new; an existing
     run is returned as it stands (its unfinished chunks can be run again)."""
@@ -83,7 +83,7 @@ def run_start(
         return existing
     version = version_ensure(tenant_id, as_of, horizon)
     announce = settings.last_scored_at is not None and as_of >= clock.now() - ANNOUNCE_WITHIN
-    bounds = _chunk_bounds(tenant_id, chunk_size)
+    bounds = _chunk_bounds(tenant_id, chunk_size or CHUNK_SIZE)
     try:
         with transaction.atomic():
             run = ScoringRun.objects.create(
@@ -191,7 +191,7 @@ def churn_score(
     *,
     as_of: datetime | None = None,
     horizon_days: int | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> ScoringRun:
     """Score the whole tenant in this process (chunk by chunk)."""
     run = run_start(tenant_id, as_of=as_of, horizon_days=horizon_days, chunk_size=chunk_size)

@@ -169,21 +169,62 @@ def churn_score_range(
         tenant_id, version, as_of, scored.frame, lo=lo, hi=hi, announce=announce,
         horizon_days=version.horizon_days,
     )  # fmt: skip
-    written.seconds = {**scored.seconds, "write": time.perf_counter() - step}
+    written.seconds = {
+        **scored.seconds,
+        **{f"write_{k}": v for k, v in written.seconds.items()},
+        "write": time.perf_counter() - step,
+    }
     return written
 
 
-def _previous(tenant_id: int, lo: int | None, hi: int | None) -> pd.DataFrame:
-    return _frame(
-        """SELECT customer_id, band FROM scoring_churnscore
+def _previous(
+    tenant_id: int, as_of: datetime, index: pd.Index, lo: int | None, hi: int | None
+) -> pd.Series:
+    """Each customer's band before ``as_of``: the current score's when it is
+    older (the nightly case, one indexed read), else the latest history row
+    before ``as_of`` (a re-run, or a re-score of the past)."""
+    params = _adapt_range(tenant_id, as_of, lo, hi)
+    current = _frame(
+        f"""SELECT customer_id, band, {_epoch("as_of")} FROM scoring_churnscore
         WHERE tenant_id = %(tenant)s AND customer_id BETWEEN %(lo)s AND %(hi)s""",
+        params,
+        {"customer_id": "int64", "band": "str", "at": "float64"},
+    ).set_index("customer_id")
+    band = current["band"].where(current["at"] < as_of.timestamp())
+    if (current["at"] >= as_of.timestamp()).any():
+        earlier = _frame(
+            """SELECT h.customer_id, h.band FROM scoring_churnscorehistory h
+            JOIN (SELECT customer_id, MAX(as_of) AS at FROM scoring_churnscorehistory
+                  WHERE tenant_id = %(tenant)s AND customer_id BETWEEN %(lo)s AND %(hi)s
+                    AND as_of < %(as_of)s
+                  GROUP BY customer_id) last
+              ON last.customer_id = h.customer_id AND last.at = h.as_of
+            WHERE h.tenant_id = %(tenant)s""",
+            params,
+            {"customer_id": "int64", "band": "str"},
+        ).set_index("customer_id")["band"]
+        stale = band.index[band.isna()]
+        band.loc[stale] = earlier.reindex(stale)
+    return band.reindex(index)
+
+
+def _adapt_range(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> dict:
+    from scoring.data import _adapt
+
+    return _adapt(
         {
             "tenant": tenant_id,
+            "as_of": as_of,
             "lo": lo if lo is not None else -(2**62),
             "hi": hi if hi is not None else 2**62,
-        },
-        {"customer_id": "int64", "band": "str"},
-    ).set_index("customer_id")
+        }
+    )
+
+
+def _epoch(column: str) -> str:
+    from scoring.data import _sql
+
+    return _sql("epoch", column)
 
 
 def scores_write(
@@ -198,23 +239,28 @@ def scores_write(
     horizon_days: int,
 ) -> Written:
     now = clock.now()
+    seconds: dict[str, float] = {}
     with transaction.atomic():
-        prev = _previous(tenant_id, lo, hi)["band"].reindex(frame.index)
+        step = time.perf_counter()
+        prev = _previous(tenant_id, as_of, frame.index, lo, hi)
         frame = frame.assign(prev_band=prev, entered=(prev != frame["band"]).to_numpy())
+        seconds["read_previous"] = time.perf_counter() - step
         if connection.vendor == "postgresql":
-            _write_copy(tenant_id, version, as_of, frame, now, horizon_days)
+            _write_copy(tenant_id, version, as_of, frame, now, horizon_days, seconds)
         else:
             _write_orm(tenant_id, version, as_of, frame, now, horizon_days)
         entered = frame[frame["entered"]]
         announced, callbacks = 0, 0
+        step = time.perf_counter()
         if announce and len(entered):
             announced, callbacks = _announce(tenant_id, version, as_of, entered)
+        seconds["announce"] = time.perf_counter() - step
     return Written(
         scored=len(frame),
         entered=int(frame["entered"].sum()),
         announced=announced,
         callbacks=callbacks,
-        seconds={},
+        seconds=seconds,
     )
 
 
@@ -239,6 +285,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
     as_of = EXCLUDED.as_of, scored_at = EXCLUDED.scored_at,
     band_since = CASE WHEN scoring_churnscore.band = EXCLUDED.band
                       THEN scoring_churnscore.band_since ELSE EXCLUDED.band_since END
+WHERE scoring_churnscore.as_of <= EXCLUDED.as_of  -- a re-score of the past keeps today's
 """
 
 _HISTORY = """
@@ -281,7 +328,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _write_copy(tenant_id, version, as_of, frame, now, horizon_days) -> None:
+def _write_copy(tenant_id, version, as_of, frame, now, horizon_days, seconds) -> None:
     params = {
         "tenant": tenant_id,
         "version": version.pk,
@@ -289,15 +336,18 @@ def _write_copy(tenant_id, version, as_of, frame, now, horizon_days) -> None:
         "now": now,
         "horizon_end": as_of + timedelta(days=horizon_days),
     }
+    step = time.perf_counter()
     data = _csv(frame)
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS scoring_in")
         cur.execute(_CREATE_TEMP)
         with cur.cursor.copy("COPY scoring_in FROM STDIN (FORMAT csv)") as copy:
             copy.write(data)
-        cur.execute(_UPSERT, params)
-        cur.execute(_HISTORY, params)
-        cur.execute(_ACTIONS, params)
+        seconds["copy"] = time.perf_counter() - step
+        for name, sql in (("current", _UPSERT), ("history", _HISTORY), ("actions", _ACTIONS)):
+            step = time.perf_counter()
+            cur.execute(sql, params)
+            seconds[name] = time.perf_counter() - step
         cur.execute("DROP TABLE scoring_in")
 
 
@@ -311,6 +361,8 @@ def _write_orm(tenant_id, version, as_of, frame, now, horizon_days) -> None:
     scores = []
     for r in rows:
         old = current.get(r.Index)
+        if old is not None and old.as_of > as_of:
+            continue  # a re-score of the past keeps today's score
         since = old.band_since if old is not None and old.band == r.band else as_of
         scores.append(
             ChurnScore(

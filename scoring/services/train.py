@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import transaction
 
 from retention import clock
@@ -30,18 +31,22 @@ from retention.errors import InvalidInput
 from scoring.btyd import BGNBDParams, bgnbd_fit
 from scoring.data import history_load, history_span, labels_load
 from scoring.features import Features, features_build
-from scoring.model import ChurnModel, btyd_model, model_fit
+from scoring.model import TRAIN_MAX_ROWS, ChurnModel, btyd_model, model_fit
 from scoring.models import ModelKind, ModelVersion
 from scoring.services.setup import scoring_settings
 
 logger = logging.getLogger(__name__)
 
+SNAPSHOTS = 2
+SNAPSHOT_STEP = 30  # days
+
 
 @dataclass
 class Trained:
     model: ChurnModel
-    features: Features
-    labels: np.ndarray  # order days in the horizon, aligned with features.frame
+    features: Features  # as of train_as_of
+    labels: np.ndarray  # order days in the horizon, aligned with X
+    X: pd.DataFrame  # the training rows: every snapshot's customers
     train_as_of: datetime
     label_end: datetime
     history_start: datetime | None
@@ -86,10 +91,11 @@ def churn_fit(
         )
         model = btyd_model(features.frame, params, horizon_days, note=why)
         labels = np.zeros(len(features.frame))
+        X = features.frame
         seconds["train"] = time.perf_counter() - started - seconds["load_features"]
         history_start, buyers = history_span(tenant_id, label_end)
         return Trained(
-            model, features, labels, label_end, label_end, history_start, buyers, seconds,
+            model, features, labels, X, label_end, label_end, history_start, buyers, seconds,
             f"Buy-till-you-die model alone: {why}.",
         )  # fmt: skip
     history = history_load(tenant_id, train_as_of)
@@ -97,8 +103,28 @@ def churn_fit(
     bare = features_build(history, None, horizon_days)
     params = btyd_fit_history(bare)
     features = features_build(history, params, horizon_days)
-    X = features.frame[features.columns()]
+    columns = features.columns()
+    X = features.frame[columns]
     y = order_days.reindex(X.index, fill_value=0).to_numpy()
+    # Earlier snapshots: the customers as of SNAPSHOT_STEP days before, each
+    # with its own full horizon of labels. They show the model customers at
+    # more ages (the base ages between training and scoring) and give small
+    # stores more rows; a store that already fills TRAIN_MAX_ROWS needs none.
+    frames, labels = [X], [y]
+    for k in range(1, SNAPSHOTS):
+        at = train_as_of - timedelta(days=k * SNAPSHOT_STEP)
+        if sum(len(f) for f in frames) >= TRAIN_MAX_ROWS:
+            break
+        if history_start is None or at - history_start < timedelta(days=horizon_days / 2):
+            break
+        h = history_load(tenant_id, at)
+        f = features_build(h, params, horizon_days).frame.reindex(columns=columns)
+        frames.append(f)
+        labels.append(
+            labels_load(tenant_id, at, horizon_days).reindex(f.index, fill_value=0).to_numpy()
+        )
+    X = pd.concat(frames)
+    y = np.concatenate(labels)
     seconds["load_features"] = time.perf_counter() - started
     fit_started = time.perf_counter()
     model = model_fit(X, y, params, horizon_days)
@@ -108,7 +134,9 @@ def churn_fit(
     note = f"Chosen by holdout log loss: {model.kind}."
     if absent:
         note += " No data for: " + ", ".join(absent) + " (those features are left out)."
-    return Trained(model, features, y, train_as_of, label_end, history_start, buyers, seconds, note)
+    return Trained(
+        model, features, y, X, train_as_of, label_end, history_start, buyers, seconds, note
+    )
 
 
 def version_save(
@@ -134,7 +162,7 @@ def version_save(
             label_end=trained.label_end,
             history_start=trained.history_start,
             horizon_days=model.horizon_days,
-            n_train=len(trained.features.frame),
+            n_train=len(trained.X),
             n_buyers=trained.buyers,
             base_rate=model.base_rate,
             features=model.columns,
