@@ -71,9 +71,11 @@ def test_customer_with_identity_rows_saves(tenant, owner_client):
                 value = inline_form.initial.get(name)
                 if name == "id":
                     value = inline_form.instance.pk
-                if name == inline_form._meta.model._meta.get_field("customer").name if hasattr(
-                    inline_form._meta.model, "customer"
-                ) else None:
+                if (
+                    name == inline_form._meta.model._meta.get_field("customer").name
+                    if hasattr(inline_form._meta.model, "customer")
+                    else None
+                ):
                     value = customer.pk
                 if value is not None:
                     data[f"{formset.formset.prefix}-{i}-{name}"] = value
