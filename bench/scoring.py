@@ -15,7 +15,7 @@ customers (about 6 minutes per million). Then, single process:
 3. write-back of every score (COPY into a temporary table, then one upsert for
    the current rows, one insert for history, one for chosen actions).
 
-Then the same scoring as the nightly run does it: chunks of 50,000 customer
+Then the same scoring as the nightly run does it: chunks of 125,000 customer
 ids scored by ``--workers`` processes in parallel (wall time of the run).
 Goals (issue 8): score and write 1,000,000 customers in under 60 s; train in
 under 2 minutes.

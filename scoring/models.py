@@ -173,10 +173,9 @@ class ChurnScore(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "customer"], name="churnscore_cust_uniq")
         ]
-        indexes = [
-            models.Index(fields=["tenant", "band", "customer"], name="churnscore_band"),
-            models.Index(fields=["tenant", "-p_churn"], name="churnscore_risk"),
-        ]
+        # No index on the band: every nightly run rewrites every row, and each
+        # index costs that write (the band filter reads through the risk index).
+        indexes = [models.Index(fields=["tenant", "-p_churn"], name="churnscore_risk")]
 
     def __str__(self) -> str:
         return f"{self.p_churn:.0%} {self.band}"

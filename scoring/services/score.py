@@ -29,7 +29,6 @@ touchpoints and callbacks carry idempotency keys.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -309,23 +308,32 @@ ON CONFLICT (tenant_id, customer_id, as_of) DO NOTHING
 """
 
 
-def _csv(frame: pd.DataFrame) -> bytes:
-    out = pd.DataFrame(
-        {
-            "customer_id": frame.index.to_numpy(),
-            "p_churn": frame["p_churn"].to_numpy(),
-            "expected_orders": frame["expected_orders"].to_numpy(),
-            "band": frame["band"].to_numpy(),
-            "tier": frame["tier"].to_numpy(),
-            "reasons": [json.dumps(r) for r in frame["reasons"]],
-            "action": frame["action"].to_numpy(),
-            "contacted": np.where(frame["contacted"].to_numpy(), "t", "f"),
-            "entered": np.where(frame["entered"].to_numpy(), "t", "f"),
-        }
-    )
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=False, float_format="%.6g")
-    return buffer.getvalue().encode()
+def _copy_text(frame: pd.DataFrame) -> bytes:
+    """The rows in COPY's text format (tab-separated; a backslash in the JSON
+    doubled): half the time of pandas' CSV writer for the same rows."""
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+    def reasons(value: list[str]) -> str:
+        text = dumps(list(value))
+        return text.replace("\\", "\\\\") if "\\" in text else text
+
+    lines = [
+        f"{c}\t{p:.6g}\t{e:.6g}\t{b}\t{t}\t{reasons(r)}\t{a}\t{'t' if k else 'f'}\t"
+        f"{'t' if n else 'f'}"
+        for c, p, e, b, t, r, a, k, n in zip(
+            frame.index.tolist(),
+            frame["p_churn"].tolist(),
+            frame["expected_orders"].tolist(),
+            frame["band"].tolist(),
+            frame["tier"].tolist(),
+            frame["reasons"].tolist(),
+            frame["action"].tolist(),
+            frame["contacted"].tolist(),
+            frame["entered"].tolist(),
+            strict=True,
+        )
+    ]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 def _write_copy(tenant_id, version, as_of, frame, now, horizon_days, seconds) -> None:
@@ -337,11 +345,11 @@ def _write_copy(tenant_id, version, as_of, frame, now, horizon_days, seconds) ->
         "horizon_end": as_of + timedelta(days=horizon_days),
     }
     step = time.perf_counter()
-    data = _csv(frame)
+    data = _copy_text(frame)
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS scoring_in")
         cur.execute(_CREATE_TEMP)
-        with cur.cursor.copy("COPY scoring_in FROM STDIN (FORMAT csv)") as copy:
+        with cur.cursor.copy("COPY scoring_in FROM STDIN") as copy:
             copy.write(data)
         seconds["copy"] = time.perf_counter() - step
         for name, sql in (("current", _UPSERT), ("history", _HISTORY), ("actions", _ACTIONS)):
