@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import ensure_database  # noqa: E402 (after the path)
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/retention_bench"
 
 HEADER = [
@@ -90,19 +93,6 @@ def generate(path: Path, *, rows: int, seed: int) -> tuple[int, int]:
                     row[4] = "not a date"
                 out.writerow(row)
     return customers, orders
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
-        if not exists:
-            conn.execute(
-                psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname))
-            )
-            print(f"created database {dbname}")
 
 
 def bare_copy(path: Path) -> float:

@@ -24,7 +24,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -33,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import ensure_database, manage  # noqa: E402 (after the path)
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/retention_seedbench"
 
 # Every output column is consumed: PostgreSQL drops aggregates nobody reads.
@@ -52,20 +54,6 @@ FROM (
 
 class Rollback(Exception):
     pass
-
-
-def ensure_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True)
 
 
 def median_time(fn, rounds: int) -> tuple[float, object]:
