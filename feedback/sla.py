@@ -18,8 +18,9 @@ instant the clock jumps past it; a wall time that happens twice (clocks go
 back) counts from its first occurrence.
 
 **Priority.** :func:`callback_priority` scores how urgent a call is from the
-survey rating, the customer's value (RFM tier and monetary score) and, once
-scoring exists, their churn probability. Higher is called first.
+survey rating, the customer's value (RFM tier and monetary score) and their
+churn probability (the latest score, when they have one). Higher is called
+first.
 """
 
 from __future__ import annotations
@@ -210,9 +211,8 @@ def callback_priority(
       (a journey step, an agent) 30;
     - the customer's value: RFM tier high-value repeat 20, mid-value repeat 10,
       one-time or not scored 0; plus 2 per monetary score above 1 (0-8);
-    - churn risk: 30 times the churn probability, rounded. Scoring does not exist
-      yet: issue 8 (churn scoring) passes the customer's latest probability;
-      until then it is None and adds nothing;
+    - churn risk: 30 times the customer's latest churn probability, rounded
+      (``scoring.selectors.churn_probability``); None (never scored) adds nothing;
     - 5 when the customer asked to be called.
 
     Deterministic: the same inputs give the same number. Out-of-range inputs
