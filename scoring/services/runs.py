@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 # Each chunk joins its customers' orders to the tenant's order lines in one pass
 # over the lines table (the planner's best plan even for a chunk), so chunks are
-# large: 1,000,000 customers in 8 chunks took 56-61 s over 2 workers, in 20
+# large: 1,000,000 customers in 8 chunks took 56-63 s over 2 workers, in 20
 # chunks of 50,000 74.2 s (bench/scoring.py).
 CHUNK_SIZE = 125_000
 # Band entries of a score this recent start journeys and calls; older as-of
