@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 _lock = threading.Lock()
 _frozen: datetime | None = None
@@ -56,3 +57,11 @@ def travel_to(at: datetime) -> Iterator[datetime]:
         yield at
     finally:
         set_now(previous)
+
+
+def hour_start(timezone: str, hour: int, at: datetime) -> datetime:
+    """The most recent start of ``hour`` (local to ``timezone``) at or before
+    ``at``: when a tenant's nightly run is due."""
+    local = at.astimezone(ZoneInfo(timezone or "UTC"))
+    start = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return start - timedelta(days=1) if start > local else start

@@ -95,11 +95,16 @@ def _json_number(column: str, key: str) -> str:
     return f"CAST(json_extract({column}, '$.{key}') AS REAL)"
 
 
+def epoch_sql(column: str) -> str:
+    """Seconds since the epoch of a timestamp column, on this database."""
+    return _sql("epoch", column)
+
+
 def _age(column: str) -> str:
-    return f"((%(as_of_epoch)s - {_sql('epoch', column)}) / {DAY})"
+    return f"((%(as_of_epoch)s - {epoch_sql(column)}) / {DAY})"
 
 
-def _frame(sql: str, params: dict, columns: dict[str, str]) -> pd.DataFrame:
+def read_frame(sql: str, params: dict, columns: dict[str, str]) -> pd.DataFrame:
     """Run one SELECT and return its rows as a frame with these column dtypes."""
     connection.ensure_connection()
     if connection.vendor == "postgresql":
@@ -138,7 +143,7 @@ def _empty(columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
 
 
-def _params(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> dict:
+def query_params(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> dict:
     params = {
         "tenant": tenant_id,
         "as_of": as_of,
@@ -213,9 +218,9 @@ def _analytic_session() -> Iterator[None]:
 
 
 def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> History:
-    p = _params(tenant_id, as_of, lo, hi)
+    p = query_params(tenant_id, as_of, lo, hi)
     in_range = "BETWEEN %(lo)s AND %(hi)s"
-    customers = _frame(
+    customers = read_frame(
         f"""SELECT c.id, {_age("c.created_at")} FROM commerce_customer c
         WHERE c.tenant_id = %(tenant)s AND c.merged_into_id IS NULL AND c.id {in_range}
           AND (c.created_at < %(as_of)s OR EXISTS (
@@ -224,7 +229,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         p,
         {"customer_id": "int64", "age": "float64"},
     )
-    orders = _frame(
+    orders = read_frame(
         f"""SELECT o.customer_id, {_age("o.placed_at")}, o.total, o.discount_total, o.subtotal
         FROM commerce_order o
         WHERE o.tenant_id = %(tenant)s AND o.customer_id {in_range}
@@ -239,7 +244,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
             "subtotal": "float64",
         },
     )
-    families = _frame(
+    families = read_frame(
         f"""SELECT o.customer_id, COALESCE(l.family_id, 0), SUM(l.total),
                SUM(CASE WHEN l.price_tier = 'expensive' THEN l.total ELSE 0 END)
         FROM commerce_orderline l
@@ -250,7 +255,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         p,
         {"customer_id": "int64", "family_id": "int64", "spend": "float64", "expensive": "float64"},
     )
-    deliveries = _frame(
+    deliveries = read_frame(
         f"""SELECT o.customer_id, {_age("f.delivered_at")},
                CASE WHEN f.estimated_delivery_end IS NOT NULL
                          AND f.delivered_at > f.estimated_delivery_end
@@ -268,7 +273,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         p,
         {"customer_id": "int64", "age": "float64", "late_days": "float64", "delayed": "int64"},
     )
-    returns = _frame(
+    returns = read_frame(
         f"""SELECT o.customer_id, COUNT(*), SUM(r.refund_amount)
         FROM commerce_return r
         JOIN commerce_order o ON o.id = r.order_id AND o.tenant_id = r.tenant_id
@@ -290,7 +295,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         return f"MIN(CASE WHEN t.kind = '{kind}' THEN {_age('t.occurred_at')} END)"
 
     # One pass over the customers' touchpoints, one row per customer.
-    touches = _frame(
+    touches = read_frame(
         f"""SELECT t.customer_id,
             {count("message.sent")}, {count("message.sent", "d90")},
             {count("message.opened")}, {count("message.opened", "d30")},
@@ -324,7 +329,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
             "first_value": "int64",
         },
     )  # fmt: skip
-    surveys = _frame(
+    surveys = read_frame(
         f"""SELECT s.customer_id, {_age("s.answered_at")}, s.rating, s.classification
         FROM feedback_surveyresponse s
         WHERE s.tenant_id = %(tenant)s AND s.customer_id {in_range}
@@ -333,7 +338,7 @@ def _history_load(tenant_id: int, as_of: datetime, lo: int | None, hi: int | Non
         p,
         {"customer_id": "int64", "age": "float64", "rating": "float64", "classification": "str"},
     )
-    calls = _frame(
+    calls = read_frame(
         f"""SELECT b.customer_id, MIN({_age("b.created_at")}) FROM feedback_callback b
         WHERE b.tenant_id = %(tenant)s AND b.customer_id {in_range}
           AND b.created_at < %(as_of)s AND b.created_at >= %(d90)s
@@ -372,9 +377,9 @@ def labels_load(
     days (counted from ``as_of``) carry an order that still counted at the
     window's end (a later cancellation is not read). Customers with none are
     absent (read as 0)."""
-    p = _params(tenant_id, as_of, lo, hi)
+    p = query_params(tenant_id, as_of, lo, hi)
     p["end"] = _adapt({"end": as_of + timedelta(days=horizon_days)})["end"]
-    frame = _frame(
+    frame = read_frame(
         f"""SELECT o.customer_id, {_sql("epoch", "o.placed_at")} FROM commerce_order o
         WHERE o.tenant_id = %(tenant)s AND o.customer_id BETWEEN %(lo)s AND %(hi)s
           AND o.placed_at >= %(as_of)s AND o.placed_at < %(end)s AND {counted("end")}""",
@@ -388,7 +393,7 @@ def labels_load(
 
 def history_span(tenant_id: int, as_of: datetime) -> tuple[datetime | None, int]:
     """The first counted order before ``as_of`` and how many customers bought before it."""
-    p = _params(tenant_id, as_of, None, None)
+    p = query_params(tenant_id, as_of, None, None)
     with connection.cursor() as cur:
         cur.execute(
             f"""SELECT MIN(o.placed_at), COUNT(DISTINCT o.customer_id) FROM commerce_order o

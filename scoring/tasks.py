@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from celery import shared_task
 from django.db import OperationalError, transaction
 from django.db.models import Q
 
 from retention import clock
-from retention.models import Tenant
 from scoring.models import RunStatus, ScoringChunk, ScoringSettings
 
 logger = logging.getLogger(__name__)
@@ -35,14 +33,6 @@ RETRY = {
 STALE_CHUNK = timedelta(minutes=10)
 
 
-def night_start(tenant: Tenant, settings: ScoringSettings, now: datetime) -> datetime:
-    local = now.astimezone(ZoneInfo(tenant.timezone or "UTC"))
-    start = local.replace(hour=settings.nightly_hour, minute=0, second=0, microsecond=0)
-    if start > local:
-        start -= timedelta(days=1)
-    return start
-
-
 @shared_task(name="scoring.schedule_nightly")
 def schedule_nightly() -> list[int]:
     now = clock.now()
@@ -51,7 +41,7 @@ def schedule_nightly() -> list[int]:
     for settings in ScoringSettings.objects.unscoped().select_related("tenant"):
         if not settings.tenant.is_active:
             continue
-        due = night_start(settings.tenant, settings, now)
+        due = clock.hour_start(settings.tenant.timezone, settings.nightly_hour, now)
         if settings.last_nightly_at is None or settings.last_nightly_at < due:
             nightly.delay(settings.tenant_id, due.isoformat())
             queued.append(settings.tenant_id)

@@ -16,8 +16,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from celery import shared_task
 from django.db import OperationalError
@@ -87,11 +86,7 @@ def recompute_tenant(tenant_id: int, families: bool = True, cause: str = "recomp
 
 def night_start(tenant: Tenant, settings: SegmentSettings, now: datetime) -> datetime:
     """The most recent start of the tenant's night hour, at or before ``now``."""
-    local = now.astimezone(ZoneInfo(tenant.timezone or "UTC"))
-    start = local.replace(hour=settings.nightly_hour, minute=0, second=0, microsecond=0)
-    if start > local:
-        start -= timedelta(days=1)
-    return start
+    return clock.hour_start(tenant.timezone, settings.nightly_hour, now)
 
 
 @shared_task(name="segments.schedule_nightly")

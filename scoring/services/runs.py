@@ -24,7 +24,7 @@ from django.db.models import Exists, OuterRef, Sum
 
 from commerce.models import Order
 from retention import clock
-from scoring.data import _frame
+from scoring.data import read_frame
 from scoring.models import ChosenAction, ModelVersion, RunStatus, ScoringChunk, ScoringRun
 from scoring.services.score import churn_score_range
 from scoring.services.setup import scoring_settings
@@ -58,7 +58,7 @@ def version_ensure(tenant_id: int, as_of: datetime, horizon_days: int) -> ModelV
 
 
 def _chunk_bounds(tenant_id: int, chunk_size: int) -> list[tuple[int, int]]:
-    ids = _frame(
+    ids = read_frame(
         """SELECT id FROM commerce_customer WHERE tenant_id = %(tenant)s ORDER BY id""",
         {"tenant": tenant_id},
         {"id": "int64"},

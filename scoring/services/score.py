@@ -42,7 +42,7 @@ from django.db import connection, transaction
 from commerce.models import Customer, ProductFamily
 from commerce.services.touchpoints import TouchpointIn, touchpoints_record_many
 from retention import clock
-from scoring.data import _frame, history_load
+from scoring.data import epoch_sql, history_load, query_params, read_frame
 from scoring.features import features_build
 from scoring.models import (
     NO_ORDER_TIER,
@@ -89,15 +89,13 @@ def bands_of(p: np.ndarray, settings: ScoringSettings) -> np.ndarray:
     )
 
 
-def _tiers(tenant_id: int, index: pd.Index, lo: int | None, hi: int | None) -> pd.Series:
-    frame = _frame(
+def _tiers(
+    tenant_id: int, as_of: datetime, index: pd.Index, lo: int | None, hi: int | None
+) -> pd.Series:
+    frame = read_frame(
         """SELECT customer_id, tier FROM segments_customerrfm
         WHERE tenant_id = %(tenant)s AND customer_id BETWEEN %(lo)s AND %(hi)s""",
-        {
-            "tenant": tenant_id,
-            "lo": lo if lo is not None else -(2**62),
-            "hi": hi if hi is not None else 2**62,
-        },
+        query_params(tenant_id, as_of, lo, hi),
         {"customer_id": "int64", "tier": "str"},
     )
     return frame.set_index("customer_id")["tier"].reindex(index).fillna(NO_ORDER_TIER)
@@ -139,7 +137,7 @@ def churn_score_frame(
     frame = pd.DataFrame(
         {"p_churn": p, "expected_orders": expected, "band": bands_of(p, settings)}, index=index
     )
-    frame["tier"] = _tiers(tenant_id, index, lo, hi)
+    frame["tier"] = _tiers(tenant_id, as_of, index, lo, hi)
     contact = history.contacts.set_index("customer_id")["last_age"].reindex(index)
     frame["contacted"] = (contact <= settings.recent_contact_days).fillna(False).astype(bool)
     table = policy_table(tenant_id)
@@ -182,16 +180,16 @@ def _previous(
     """Each customer's band before ``as_of``: the current score's when it is
     older (the nightly case, one indexed read), else the latest history row
     before ``as_of`` (a re-run, or a re-score of the past)."""
-    params = _adapt_range(tenant_id, as_of, lo, hi)
-    current = _frame(
-        f"""SELECT customer_id, band, {_epoch("as_of")} FROM scoring_churnscore
+    params = query_params(tenant_id, as_of, lo, hi)
+    current = read_frame(
+        f"""SELECT customer_id, band, {epoch_sql("as_of")} FROM scoring_churnscore
         WHERE tenant_id = %(tenant)s AND customer_id BETWEEN %(lo)s AND %(hi)s""",
         params,
         {"customer_id": "int64", "band": "str", "at": "float64"},
     ).set_index("customer_id")
     band = current["band"].where(current["at"] < as_of.timestamp())
     if (current["at"] >= as_of.timestamp()).any():
-        earlier = _frame(
+        earlier = read_frame(
             """SELECT h.customer_id, h.band FROM scoring_churnscorehistory h
             JOIN (SELECT customer_id, MAX(as_of) AS at FROM scoring_churnscorehistory
                   WHERE tenant_id = %(tenant)s AND customer_id BETWEEN %(lo)s AND %(hi)s
@@ -205,25 +203,6 @@ def _previous(
         stale = band.index[band.isna()]
         band.loc[stale] = earlier.reindex(stale)
     return band.reindex(index)
-
-
-def _adapt_range(tenant_id: int, as_of: datetime, lo: int | None, hi: int | None) -> dict:
-    from scoring.data import _adapt
-
-    return _adapt(
-        {
-            "tenant": tenant_id,
-            "as_of": as_of,
-            "lo": lo if lo is not None else -(2**62),
-            "hi": hi if hi is not None else 2**62,
-        }
-    )
-
-
-def _epoch(column: str) -> str:
-    from scoring.data import _sql
-
-    return _sql("epoch", column)
 
 
 def scores_write(
