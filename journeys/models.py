@@ -325,12 +325,33 @@ class JourneyStep(ChannelTemplates):
 
 
 class StepVariant(ChannelTemplates):
-    """An A/B variant of a send step: its own templates and a weight. A step
-    with variants picks one per enrollment, deterministically."""
+    """An A/B variant of a send step: its own templates (subject, copy, offer),
+    optionally its own channel (email vs SMS) and send window (send time), and
+    a weight. A step with variants picks one per enrollment, deterministically;
+    while an experiment runs on the step, the experiment's assignment (per
+    customer) picks instead and records the exposure."""
 
     step = models.ForeignKey(JourneyStep, on_delete=models.CASCADE, related_name="variants")
     key = models.CharField(max_length=20, help_text="A, B, …")
     weight = models.PositiveSmallIntegerField(default=50, validators=[MinValueValidator(1)])
+    channel = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        choices=[
+            ("", "The step's channel"),
+            ("email", "Email"),
+            ("sms", "SMS"),
+            ("in_app", "In-app"),
+        ],
+        help_text="Send on this channel instead of the step's (an email vs SMS test).",
+    )
+    window_start = models.TimeField(
+        null=True, blank=True, help_text="Send-time test: no earlier than this, local time."
+    )
+    window_end = models.TimeField(
+        null=True, blank=True, help_text="Send-time test: no later than this, local time."
+    )
 
     class Meta:
         ordering = ["step", "key"]

@@ -88,7 +88,7 @@ STEP_FIELDS = (
     "callback_reason",
 )
 TEMPLATE_FIELDS = {"email_template": "email", "sms_template": "sms", "in_app_template": "in_app"}
-VARIANT_FIELDS = ("key", "weight", *TEMPLATE_FIELDS)
+VARIANT_FIELDS = ("key", "weight", "channel", "window_start", "window_end", *TEMPLATE_FIELDS)
 MAX_STEPS = 30
 MAX_DELAY_DAYS = 400
 # Triggers whose occurrence carries an order, so a step can wait for its family window.
@@ -323,7 +323,24 @@ def _clean_action(
                 variant[name] = _template(
                     tenant_id, variant.get(name), channel, category, f"{vprefix}.{name}", errors
                 )
-            _needs_template(action, variant, vprefix, errors)
+            channel = variant.setdefault("channel", "") or ""
+            if channel not in ("", *TEMPLATE_FIELDS.values()):
+                errors.add(f"{vprefix}.channel", "Unknown channel.")
+            elif channel:
+                if action == Action.SURVEY:
+                    errors.add(f"{vprefix}.channel", "A survey goes on the preferred channel.")
+                _needs_template(channel, variant, vprefix, errors)
+            else:
+                _needs_template(action, variant, vprefix, errors)
+            start = variant["window_start"] = variant.get("window_start") or None
+            end = variant["window_end"] = variant.get("window_end") or None
+            if any(v is not None and not isinstance(v, time) for v in (start, end)):
+                errors.add(f"{vprefix}.window_start", "A send window time looks like 09:00.")
+            elif (start is None) != (end is None) or (start and end and start >= end):
+                errors.add(
+                    f"{vprefix}.window_start",
+                    "Give both ends of the variant's send window (start before end), or neither.",
+                )
             cleaned_variants.append(variant)
         if not cleaned_variants:
             _needs_template(action, step, prefix, errors)

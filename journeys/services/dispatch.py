@@ -33,6 +33,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import connection, transaction
 
 from commerce.models import Cart, Customer, Fulfillment, Order, Product, ProductFamily
+from experiments.selectors import Running, step_experiments
+from experiments.services.exposure import Seen, exposures_record
 from feedback.services import survey_invitation_message_set, survey_invite, survey_url
 from journeys.models import (
     LIVE_STATUSES,
@@ -81,6 +83,7 @@ class Plan:
     exit_reason: str = ""
     error: str = ""
     survey: Any = None  # the SurveyInvitation a survey step's message carries
+    exposure: tuple[Any, Seen] | None = None  # (running step experiment, who saw what)
 
 
 @dataclass
@@ -101,6 +104,37 @@ class Cache:
         self.definitions: dict[int, Definition] = {}
         self.families: dict[int, ProductFamily] = {}
         self.tenant_zone = _zone(tenant.timezone) or ZoneInfo("UTC")
+        # Running step experiments by journey and step number, and who of the
+        # batch takes part in each (``prepare_experiments``).
+        self.experiments: dict[int, dict[int, Running]] = {}
+        self.eligible: dict[int, set[int]] = {}
+
+    def prepare_experiments(self, rows: list[Enrollment]) -> None:
+        by_journey: dict[int, set[int]] = {}
+        for row in rows:
+            by_journey.setdefault(row.journey_id, set()).add(row.customer_id)
+        self.eligible = {}
+        for journey_id, customers in by_journey.items():
+            if journey_id not in self.experiments:
+                self.experiments[journey_id] = step_experiments(
+                    tenant_id=self.tenant.pk, journey_id=journey_id
+                )
+            for experiment in self.experiments[journey_id].values():
+                self.eligible[experiment.id] = experiment.eligible(customers)
+
+    def variant(self, row: Enrollment, step: JourneyStep):
+        """The step variant this enrollment gets, and the running experiment
+        that chose it (None when the per-enrollment split did)."""
+        variants = self.definition(row.version_id).variants.get(step.pk, [])
+        if not variants:
+            return None, None
+        experiment = self.experiments.get(row.journey_id, {}).get(step.position)
+        if experiment is not None and row.customer_id in self.eligible.get(experiment.id, ()):
+            key = experiment.variant_of(row.customer_id)
+            chosen = next((v for v in variants if v.key == key), None)
+            if chosen is not None:
+                return chosen, experiment
+        return _pick_variant(row, step, variants), None
 
     def definition(self, version_id: int) -> Definition:
         found = self.definitions.get(version_id)
@@ -155,7 +189,13 @@ def _zone(name: str) -> ZoneInfo | None:
 
 
 def step_due(row: Enrollment, step: JourneyStep, cache: Cache, customer) -> datetime:
+    """When the step falls due for this enrollment; a send-time variant's own
+    window replaces the step's."""
     offset = None
+    variant, _ = cache.variant(row, step)
+    window = step
+    if variant is not None and variant.window_start and variant.window_end:
+        window = variant
     if step.delay_from == "family":
         family = cache.families.get((row.context or {}).get("family_id"))
         if family is None:
@@ -175,8 +215,8 @@ def step_due(row: Enrollment, step: JourneyStep, cache: Cache, customer) -> date
         trigger_at=row.trigger_at,
         previous_at=row.last_step_at,
         zone=cache.zone(customer),
-        window_start=step.window_start,
-        window_end=step.window_end,
+        window_start=window.window_start,
+        window_end=window.window_end,
         family_offset_days=offset,
     )
 
@@ -197,6 +237,8 @@ def _pick_variant(row: Enrollment, step: JourneyStep, variants: list):
 def _channel_and_template(
     step: JourneyStep, holder, customer: Customer
 ) -> tuple[str, Template | None]:
+    if getattr(holder, "channel", ""):  # an email vs SMS variant
+        return holder.channel, holder.template_for(holder.channel)
     if step.action not in PREFERRED_ACTIONS:
         channel = step.action
         return channel, holder.template_for(channel)
@@ -260,7 +302,7 @@ def _plan_send(
 ) -> None:
     row, step = plan.row, plan.step
     definition = cache.definition(row.version_id)
-    variant = _pick_variant(row, step, definition.variants.get(step.pk, []))
+    variant, experiment = cache.variant(row, step)
     holder = variant or step
     plan.variant = variant.key if variant else ""
     channel, template = _channel_and_template(step, holder, customer)
@@ -299,6 +341,11 @@ def _plan_send(
         },
     )
     plan.outcome = StepOutcome.QUEUED
+    if experiment is not None:
+        plan.exposure = (
+            experiment,
+            Seen(row.customer_id, variant.key, clock.now(), f"enrollment:{row.pk}"),
+        )
 
 
 def _survey_invitation(row: Enrollment, customer: Customer, channel: str, related: Related):
@@ -449,6 +496,7 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
         customers = {r.customer_id: r.customer for r in rows}
         for r in rows:
             cache.definition(r.version_id)
+        cache.prepare_experiments(rows)
         cache.load_families(
             {(r.context or {}).get("family_id") for r in rows if (r.context or {}).get("family_id")}
         )
@@ -485,9 +533,22 @@ def _dispatch_batch(tenant: Tenant, cache: Cache, size: int) -> tuple[int, int]:
                 survey_invitation_message_set(
                     invitation=plan.survey, message_id=messages.ids[plan.message_key]
                 )
+        _record_exposures(due)
         _write(tenant, cache, due, later, messages, customers, now)
     acted = sum(1 for p in due if p.step is not None and not p.error)
     return acted, len(rows)
+
+
+def _record_exposures(plans: list[Plan]) -> None:
+    """Step experiments' exposures, in the batch's transaction: written if and
+    only if the step's message is."""
+    by_experiment: dict[int, tuple[Any, list[Seen]]] = {}
+    for plan in plans:
+        if plan.exposure is not None and not plan.error and plan.outcome == StepOutcome.QUEUED:
+            experiment, seen = plan.exposure
+            by_experiment.setdefault(experiment.id, (experiment, []))[1].append(seen)
+    for experiment, seen in by_experiment.values():
+        exposures_record(experiment=experiment, seen=seen)
 
 
 def _write(tenant, cache, plans, later, messages: Enqueued, customers, now) -> None:

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Q
 
 from commerce.models import ChannelConsent, ConsentStatus, Customer, Order, OrderLine, Touchpoint
+from experiments.services.exposure import journey_split
 from journeys.models import (
     LIVE_STATUSES,
     Enrollment,
@@ -398,11 +399,27 @@ def _enroll(tenant_id: int, version: JourneyVersion, occurrences: list, now: dat
         for o in sorted(occurrences, key=lambda o: o.order):
             first.setdefault(o.customer_id, o)
         occurrences = list(first.values())
+    # The scan holds the tenant's lock, so what is not there now is what we add.
+    present = set(
+        Enrollment.objects.for_tenant(tenant_id)
+        .filter(journey_id=version.journey_id, trigger_key__in=[o.key for o in occurrences])
+        .values_list("customer_id", "trigger_key")
+    )
+    occurrences = [o for o in occurrences if (o.customer_id, o.key) not in present]
+    # A running holdout or check-in experiment decides who is held out (and
+    # records their exposure); otherwise the version's holdout percentage.
+    split = journey_split(
+        tenant_id=tenant_id,
+        journey_id=version.journey_id,
+        entries=[(o.customer_id, o.at, o.key) for o in occurrences],
+    )
     rows = []
     for o in occurrences:
-        held = (
-            holdout_bucket(tenant_id, version.journey_id, o.customer_id) < version.holdout_percent
-        )
+        if split is not None and o.customer_id in split:
+            held = split[o.customer_id]
+        else:
+            bucket = holdout_bucket(tenant_id, version.journey_id, o.customer_id)
+            held = bucket < version.holdout_percent
         rows.append(
             Enrollment(
                 tenant_id=tenant_id,
@@ -418,13 +435,6 @@ def _enroll(tenant_id: int, version: JourneyVersion, occurrences: list, now: dat
                 entered_at=now,
             )
         )
-    # The scan holds the tenant's lock, so what is not there now is what we add.
-    present = set(
-        Enrollment.objects.for_tenant(tenant_id)
-        .filter(journey_id=version.journey_id, trigger_key__in=[r.trigger_key for r in rows])
-        .values_list("customer_id", "trigger_key")
-    )
-    rows = [r for r in rows if (r.customer_id, r.trigger_key) not in present]
     Enrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return len(rows)
 
