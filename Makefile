@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py demo_messaging --tenant demo
 	$(BIN)/python manage.py install_journeys --tenant demo
 	$(BIN)/python manage.py score_churn --tenant demo
+	$(BIN)/python manage.py demo_experiments --tenant demo
 	$(BIN)/python manage.py simulate --tenant demo --days 7 --seed 1 --once
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 

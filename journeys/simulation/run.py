@@ -19,6 +19,7 @@ from commerce import ingest
 from commerce.models import Order, Touchpoint
 from commerce.services.orders import carts_mark_abandoned
 from journeys.models import Enrollment, EnrollmentStatus
+from journeys.simulation.effects import Effects
 from journeys.simulation.store import DAY, HOUR, ORDER_PREFIX, Event, Store
 from journeys.simulation.surveys import Respondents
 from retention import clock
@@ -70,8 +71,11 @@ def simulate(
     days: int,
     seed: int = 0,
     progress: Callable[[int, Run], None] | None = None,
+    experiment_effects: dict[str, float] | None = None,
 ) -> Run:
-    """Run ``days`` simulated days of the store; the clock stays at the end."""
+    """Run ``days`` simulated days of the store; the clock stays at the end.
+    ``experiment_effects`` maps experiment names to a relative effect on their
+    treated customers' repeat orders (``journeys.simulation.effects``)."""
     from journeys.services.engine import journeys_tick
     from scoring.services.runs import churn_score
     from scoring.services.setup import scoring_settings
@@ -80,7 +84,8 @@ def simulate(
 
     start = simulation_start(tenant)
     run = Run(start=start, end=start + days * DAY)
-    store = Store(tenant, seed=seed, start=start)
+    effects = Effects(tenant, experiment_effects, seed=seed) if experiment_effects else None
+    store = Store(tenant, seed=seed, start=start, effects=effects)
     zone = ZoneInfo(tenant.timezone or "UTC")
     nightly_hour = segment_settings(tenant).nightly_hour
     scoring_hour = scoring_settings(tenant).nightly_hour

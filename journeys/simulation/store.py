@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from commerce import demo_data
 from commerce.models import Customer, Product
+from journeys.simulation.effects import Effects
 from retention.models import Tenant
 
 HOUR = timedelta(hours=1)
@@ -45,8 +46,11 @@ class Line:
 class Store:
     """Makes each day's storefront events, deterministically for a seed."""
 
-    def __init__(self, tenant: Tenant, *, seed: int, start: datetime) -> None:
+    def __init__(
+        self, tenant: Tenant, *, seed: int, start: datetime, effects: Effects | None = None
+    ) -> None:
         self.tenant, self.seed, self.tag = tenant, seed, start.strftime("%y%m%d%H")
+        self.effects = effects
         self.catalogue = _catalogue(tenant)
         customers = Customer.objects.for_tenant(tenant).filter(merged_into__isnull=True)
         self.size = customers.count()
@@ -73,9 +77,17 @@ class Store:
             at = day_start + timedelta(seconds=rng.randrange(86_400))
             events += self._order(rng, customer, at, first=True)
             self.buyers.append(_ref(customer["email"], customer.get("phone", "")))
+        if self.effects is not None:
+            self.effects.refresh(day_start)
         for _ in range(self._count(rng, REPEAT_ORDERS) if known else 0):
             at = day_start + timedelta(seconds=rng.randrange(86_400))
-            events += self._order(rng, rng.choice(known), at)
+            who = rng.choice(known)
+            keep, extra = self.effects.adjust(who) if self.effects else (True, [])
+            if keep:
+                events += self._order(rng, who, at)
+            for other in extra:  # an injected experiment effect (simulation.effects)
+                when = day_start + timedelta(seconds=self.effects.rng.randrange(86_400))
+                events += self._order(self.effects.rng, other, when)
         for _ in range(self._count(rng, CARTS) if known else 0):
             events += self._cart(rng, rng.choice(known), day_start)
         return events

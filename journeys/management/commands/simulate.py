@@ -12,7 +12,9 @@ from collections import defaultdict
 from django.core.management.base import BaseCommand, CommandError
 
 from journeys.simulation import Run, journey_report, simulate, simulated_before
+from journeys.simulation.effects import Effects, parse_effect
 from messaging.models import Message
+from retention.errors import DomainError
 from retention.selectors import tenant_by_slug
 
 MAX_DAYS = 120
@@ -38,6 +40,15 @@ class Command(BaseCommand):
             "run again).",
         )
         parser.add_argument(
+            "--experiment-effect",
+            action="append",
+            default=[],
+            metavar="NAME=EFFECT",
+            help="Inject a known relative effect on the repeat orders of customers exposed to a "
+            "treatment arm of the running experiment NAME (0.10 = +10%%), to check the "
+            "experiment's results find it. Repeatable.",
+        )
+        parser.add_argument(
             "--send",
             action="store_true",
             help="Allow provider calls: needed when an email or SMS provider is configured, "
@@ -58,6 +69,12 @@ class Command(BaseCommand):
                 f"A provider is configured for {', '.join(live)}: the simulated customers' "
                 "messages would really be sent. Pass --send if that is what you want."
             )
+        try:
+            effects = dict(parse_effect(text) for text in opts["experiment_effect"])
+            if effects:
+                Effects(tenant, effects, seed=opts["seed"])  # names and states, before the run
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         self._before: dict[str, int] = {}
         if opts["once"] and simulated_before(tenant):
             self.stdout.write(f"{tenant.slug} was simulated before; nothing to do (--once).")
@@ -73,11 +90,25 @@ class Command(BaseCommand):
                 days=opts["days"],
                 seed=opts["seed"],
                 progress=None if opts["json"] else self._progress,
+                experiment_effects=effects,
             )
         finally:
             if quiet:
                 logging.disable(logging.NOTSET)
         report = journey_report(tenant=tenant, start=run.start, end=run.end)
+        if effects:
+            from experiments.models import Experiment
+            from experiments.results import experiment_results
+
+            report["experiments"] = {
+                name: {
+                    "injected_effect": effect,
+                    "results": experiment_results(
+                        Experiment.objects.for_tenant(tenant).get(name=name)
+                    ),
+                }
+                for name, effect in effects.items()
+            }
         seconds = time.perf_counter() - started
         if opts["json"]:
             self.stdout.write(json.dumps(report))
@@ -131,3 +162,11 @@ class Command(BaseCommand):
                     f"  {name:<42} sent {t['sent']:>5,}  suppressed {t['suppressed']:>4,}  "
                     f"held out {t['held_out']:>4,}   sent by day {' '.join(t['days'])}"
                 )
+        for name, item in report.get("experiments", {}).items():
+            from experiments.report_text import report_lines
+
+            self.stdout.write(
+                f"\nExperiment {name!r}, injected effect {item['injected_effect']:+.0%} on the "
+                "treated customers' repeat orders:"
+            )
+            self.stdout.write("\n".join(report_lines(item["results"])))
