@@ -39,7 +39,7 @@ class Command(BaseCommand):
             kind=ExperimentKind.HOLDOUT,
             journey=journey,
             hypothesis="The day-0/3/7/14 welcome series makes first-time buyers order again "
-            "within 90 days more often than no welcome at all (at least +5% relative).",
+            "within 90 days more often than no welcome at all (at least +10% relative).",
             arms=[
                 Arm("control", 20, True, "No welcome series"),
                 Arm("welcome", 80, name="Welcome"),
