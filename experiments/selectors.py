@@ -8,7 +8,8 @@ from datetime import datetime
 
 from experiments.assignment import variant_for
 from experiments.models import Experiment, ExperimentKind, ExperimentStatus, Exposure, Variant
-from segments.models import CustomerRFM, Segment, SegmentKind, SegmentMembership
+from segments.models import Segment
+from segments.selectors import segment_member_rows
 
 # Kinds whose control is kept out of the whole journey.
 JOURNEY_KINDS = (ExperimentKind.HOLDOUT, ExperimentKind.CHECKIN)
@@ -50,13 +51,8 @@ def segment_members(tenant_id: int, segment: Segment | None, customer_ids: set[i
     there is no segment."""
     if segment is None or not customer_ids:
         return set(customer_ids)
-    if segment.kind == SegmentKind.TIER:
-        members = CustomerRFM.objects.for_tenant(tenant_id).filter(tier=segment.tier)
-    else:
-        members = SegmentMembership.objects.for_tenant(tenant_id).filter(segment=segment)
-    return set(
-        members.filter(customer_id__in=list(customer_ids)).values_list("customer_id", flat=True)
-    )
+    rows = segment_member_rows(segment).filter(customer_id__in=list(customer_ids))
+    return set(rows.values_list("customer_id", flat=True))
 
 
 def running_for_journey(*, tenant_id: int, journey_id: int) -> list[Running]:
