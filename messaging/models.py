@@ -23,6 +23,11 @@ class Category(models.TextChoices):
     MARKETING = "marketing", "Marketing"
     TRANSACTIONAL = "transactional", "Transactional"
     TEST = "test", "Test send to staff"
+    STAFF = "staff", "Report to the store's team"
+
+
+# Sends to the store's own people (no customer, no consent or quiet hours).
+STAFF_CATEGORIES = (Category.TEST, Category.STAFF)
 
 
 class Status(models.TextChoices):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, tzinfo
 
 from commerce.models import Channel, ConsentStatus
-from messaging.models import BLOCKS_ALL, Category, Reason
+from messaging.models import BLOCKS_ALL, STAFF_CATEGORIES, Category, Reason
 
 Decision = tuple[str, str] | None  # (reason, detail) when the message may not go
 
@@ -38,7 +38,7 @@ def consent_decision(
     email_requires_opt_in: bool,
 ) -> Decision:
     """Why this message may not be sent on consent grounds, or None."""
-    if category == Category.TEST:
+    if category in STAFF_CATEGORIES:
         return None
     marketing = category == Category.MARKETING
     if suppression is not None and (marketing or suppression in BLOCKS_ALL):
@@ -55,7 +55,7 @@ def consent_decision(
 
 
 def quiet_hours_apply(*, channel: str, category: str) -> bool:
-    if category == Category.TEST or channel == Channel.IN_APP:
+    if category in STAFF_CATEGORIES or channel == Channel.IN_APP:
         return False
     return category == Category.MARKETING or channel == Channel.SMS
 

@@ -42,6 +42,8 @@ urlpatterns = [
     path("", include("messaging.urls_pages")),
     path("", include("feedback.urls_pages")),
     path("agent/", include("feedback.urls_agent")),
+    path("dashboard/summary/", include("insights.urls_summary")),
+    path("dashboard/", include("insights.urls")),
 ]
 
 handler400 = "retention.errors.handler400"

@@ -21,6 +21,7 @@ from messaging import policy
 from messaging.models import (
     PENDING,
     SENT_LIKE,
+    STAFF_CATEGORIES,
     Category,
     Message,
     MessagingSettings,
@@ -47,7 +48,7 @@ def _tz(name: str, fallback: ZoneInfo) -> ZoneInfo:
 
 
 def _sender_missing(message: Message, ms: MessagingSettings) -> str:
-    if message.category == Category.TEST and message.channel == Channel.EMAIL:
+    if message.category in STAFF_CATEGORIES and message.channel == Channel.EMAIL:
         return ""
     if message.channel == Channel.EMAIL and not (ms.from_email or settings.MESSAGING_FROM_EMAIL):
         return "Set the store's sender address in Messaging settings."

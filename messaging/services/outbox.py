@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 
 from commerce.models import Channel, Customer
 from messaging.models import (
+    STAFF_CATEGORIES,
     STATUS_RANK,
     Category,
     Message,
@@ -109,8 +110,8 @@ def message_enqueue(
         raise _invalid("customer", "The customer belongs to another tenant.")
     if template is not None and template.tenant_id != tenant.pk:
         raise _invalid("template", "The template belongs to another tenant.")
-    if customer is None and category != Category.TEST:
-        raise _invalid("customer", "Only a staff test send may go without a customer.")
+    if customer is None and category not in STAFF_CATEGORIES:
+        raise _invalid("customer", "Only a send to the store's staff may go without a customer.")
     if channel == Channel.IN_APP and customer is None:
         raise _invalid("customer", "In-app messages need a customer.")
 
@@ -119,7 +120,7 @@ def message_enqueue(
         return existing
 
     if template is not None:
-        if category != Category.TEST and template.category != category:
+        if category not in STAFF_CATEGORIES and template.category != category:
             raise _invalid(
                 "category",
                 f"Template {template.name!r} is {template.category}; it cannot be sent as "

@@ -40,6 +40,7 @@ from commerce.tokens import preferences_token, public_url
 from messaging import policy
 from messaging.models import (
     PENDING,
+    STAFF_CATEGORIES,
     Category,
     Message,
     MessagingSettings,
@@ -504,6 +505,6 @@ def _touchpoints_sent(tenant_id: int, sent: list[Message]) -> None:
             external_id=f"message:{m.pk}:sent",
         )
         for m in sent
-        if m.customer_id and m.category != Category.TEST
+        if m.customer_id and m.category not in STAFF_CATEGORIES
     ]
     touchpoints_record_many(tenant_id=tenant_id, source="messaging", items=items)

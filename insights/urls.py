@@ -1,0 +1,3 @@
+"""The dashboard at ``/dashboard/`` (views in ``insights.views``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The weekly summary's printable pages at ``/dashboard/summary/``."""
+
+urlpatterns: list = []
