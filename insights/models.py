@@ -58,6 +58,12 @@ class InsightsSettings(TenantOwnedModel):
     summary_hour = models.PositiveSmallIntegerField(
         default=8, validators=[MaxValueValidator(23)], help_text="Hour of the weekly summary."
     )
+    nightly_hour = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MaxValueValidator(23)],
+        help_text="Local hour of the nightly rollup refresh (after segments and scoring).",
+    )
+    last_rollups_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "insights settings"
