@@ -268,4 +268,9 @@ CELERY_BEAT_SCHEDULE = {
     "scoring-schedule-nightly": {"task": "scoring.schedule_nightly", "schedule": 900.0},
     # Re-queues chunks of scoring runs lost on the way (a dead worker, a lost message).
     "scoring-sweep": {"task": "scoring.sweep", "schedule": 300.0},
+    # The dashboard's rollups: each tenant's recent days in its night, today's hourly.
+    "insights-schedule-nightly": {"task": "insights.schedule_nightly", "schedule": 900.0},
+    "insights-refresh-today": {"task": "insights.refresh_today", "schedule": 3600.0},
+    # Weekly summaries that are due (Monday morning in each store's timezone).
+    "insights-send-summaries": {"task": "insights.send_summaries", "schedule": 900.0},
 }
