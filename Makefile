@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	@touch $@ $(VENV)/.installed
 
 ## Set up and run the platform with demo data at http://127.0.0.1:8000/
@@ -32,6 +33,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py score_churn --tenant demo
 	$(BIN)/python manage.py demo_experiments --tenant demo
 	$(BIN)/python manage.py simulate --tenant demo --days 7 --seed 1 --once
+	$(BIN)/python manage.py refresh_insights --tenant demo --ahead
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## Set up and run the whole test suite against PostgreSQL and Redis
