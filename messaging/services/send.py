@@ -26,6 +26,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from functools import lru_cache
 
 from django.conf import settings
@@ -151,21 +152,32 @@ def _unsubscribe_url(customer: Customer, message_id: int) -> str:
     return public_url(f"{before}{preferences_token(customer, message_id)}{after}")
 
 
+def _sender(m: Message, ms: MessagingSettings) -> tuple[str, str]:
+    """(from address, from name). An email to the store's own team (a test
+    send, a report) is not held for a missing store sender (see
+    ``checks._sender_missing``): without one it goes from the platform's
+    address for staff mail, ``DEFAULT_FROM_EMAIL``."""
+    if m.channel != Channel.EMAIL:
+        return ms.sms_from, ms.from_name
+    address = ms.from_email or settings.MESSAGING_FROM_EMAIL
+    if address or m.category not in STAFF_CATEGORIES:
+        return address, ms.from_name
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return address, name or ms.from_name
+
+
 def _outgoing(m: Message, ms: MessagingSettings) -> Outgoing:
     from messaging.services.callbacks import status_callback_url
 
     marketing = m.category == Category.MARKETING
+    from_address, from_name = _sender(m, ms)
     return Outgoing(
         message_id=m.pk,
         tenant_id=m.tenant_id,
         channel=m.channel,
         to=m.to_address,
-        from_address=(
-            (ms.from_email or settings.MESSAGING_FROM_EMAIL)
-            if m.channel == Channel.EMAIL
-            else ms.sms_from
-        ),
-        from_name=ms.from_name,
+        from_address=from_address,
+        from_name=from_name,
         reply_to=ms.reply_to,
         subject=m.subject,
         text=m.body_text,

@@ -397,6 +397,24 @@ def test_a_store_without_a_sender_keeps_its_email_queued_with_the_reason(
     assert fake_provider.calls == []
 
 
+@pytest.mark.parametrize("category", ["staff", "test"])
+def test_an_email_to_the_stores_team_without_a_sender_goes_from_the_platform_address(
+    tenant, fake_provider, settings, now, category
+):
+    settings.MESSAGING_FROM_EMAIL = ""
+    settings.DEFAULT_FROM_EMAIL = "Retention platform <alerts@retention.example.com>"
+    message = _queue(tenant, None, "report", category=category, to_address="olga@alpha.example")
+    assert _send(tenant, message) == {"sent": 1}
+    assert _reload(message).status == Status.SENT
+    (call,) = fake_provider.calls_for(message.pk)
+    assert call.to == "olga@alpha.example"
+    assert call.body["from"] == {
+        "email": "alerts@retention.example.com",
+        "name": "Retention platform",
+    }
+    assert Touchpoint.objects.for_tenant(tenant).count() == 0
+
+
 def test_in_app_messages_are_stored_for_the_storefront_without_a_provider(tenant, settings, now):
     settings.SENDGRID_API_KEY = ""
     customer = _customer(tenant)
