@@ -173,9 +173,16 @@ def run_for(tenant_id: int, now: datetime | None) -> Run:
 
 
 def execute(sql: str, params: dict) -> int:
+    """Run one statement; the rows it wrote. Python's sqlite3 reports no row
+    count for an INSERT that starts with WITH: SQLite's ``changes()`` has it."""
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        return max(cur.rowcount, 0)
+        if cur.rowcount >= 0:
+            return cur.rowcount
+        if connection.vendor == "sqlite":
+            cur.execute("SELECT changes()")
+            return cur.fetchone()[0]
+        return 0
 
 
 def fetch(sql: str, params: dict) -> list[tuple]:
