@@ -1,0 +1,127 @@
+"""A worker killed outright (kill -9 of its whole process group) in the middle
+of a large send, then started again: with the sweeper run once the lease has
+run out, every message reaches the provider exactly once and none is left
+queued or sending (ARCHITECTURE.md rule 3)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count
+
+from commerce.models import Customer
+from messaging.models import Message, Status
+from messaging.services.outbox import Content, MessageIn, messages_enqueue_many, messaging_settings
+from messaging.services.send import LEASE
+from messaging.services.sweep import DISPATCH_GRACE, messages_dispatch_due, messages_recover
+from retention import clock
+from retention.celery import app as celery_app
+from tests.faults.conftest import kill_hard, wait_quiet, wait_until, worker_log, worker_process
+
+# The issue asks for 10,000; 2,000 keeps the case well inside its time limit
+# on a 2-core machine (FAULT_SENDS=10000 runs the full size, about 35 s).
+MESSAGES = int(os.environ.get("FAULT_SENDS", "2000"))
+CUSTOMERS = 200
+CONCURRENCY = 2
+
+
+def _statuses(tenant) -> dict[str, int]:
+    rows = Message.objects.for_tenant(tenant).values("status").annotate(n=Count("id"))
+    return {r["status"]: r["n"] for r in rows}
+
+
+def test_worker_killed_mid_send_then_restarted_sends_every_message_once(
+    transactional_db, tenant, fake_provider, broker
+):
+    # given a store with MESSAGES transactional emails queued, their tasks in Redis
+    ms = messaging_settings(tenant)
+    ms.from_email, ms.quiet_hours_enabled = "shop@alpha.example", False
+    ms.save()
+    customers = Customer.objects.bulk_create(
+        Customer(tenant=tenant, email=f"buyer{i}@shop.example") for i in range(CUSTOMERS)
+    )
+    items = [
+        MessageIn(
+            idempotency_key=f"order:{i}:shipped",
+            customer=customers[i % CUSTOMERS],
+            channel="email",
+            category="transactional",
+            content=Content(subject="Shipped", text=f"Order {i} shipped"),
+        )
+        for i in range(MESSAGES)
+    ]
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        with transaction.atomic():
+            ids = sorted(messages_enqueue_many(tenant=tenant, items=items).ids.values())
+        assert len(ids) == MESSAGES
+
+        # when a worker is killed -9 part way through the sends
+        with worker_process("dispatch", concurrency=CONCURRENCY) as worker:
+            wait_until(
+                lambda: fake_provider.total >= MESSAGES // 4,
+                seconds=30,
+                what=lambda: (fake_provider.total, worker.poll(), worker_log(worker)),
+            )
+            kill_hard(worker)
+        at_kill = fake_provider.total
+        assert at_kill < MESSAGES, "the worker finished before it was killed; raise MESSAGES"
+        stranded = _statuses(tenant)
+
+        # and started again: it takes the tasks still in the queue
+        with worker_process("dispatch", concurrency=CONCURRENCY) as worker:
+            wait_until(
+                lambda: broker.llen("dispatch") == 0,
+                seconds=30,
+                what=lambda: (worker.poll(), worker_log(worker)),
+            )
+            wait_quiet(lambda: (fake_provider.total, _statuses(tenant)), seconds=30)
+            # then the sweeper, run after the dead batches' leases are over,
+            # settles them; rows it puts back are sent by its next run (they
+            # count as fresh for DISPATCH_GRACE), as beat would every 30 s
+            later = clock.now() + LEASE + DISPATCH_GRACE + timedelta(seconds=1)
+            recovered = messages_recover(now=later)
+            dispatched = [messages_dispatch_due(now=later)]
+            for tick in range(1, 4):
+                wait_quiet(lambda: (fake_provider.total, _statuses(tenant)), seconds=30)
+                if not _statuses(tenant).keys() & {Status.QUEUED, Status.SENDING}:
+                    break
+                dispatched.append(messages_dispatch_due(now=later + tick * DISPATCH_GRACE))
+            assert not _statuses(tenant).keys() & {Status.QUEUED, Status.SENDING}, (
+                _statuses(tenant),
+                worker_log(worker),
+            )
+            time.sleep(1)  # a straggling duplicate task would have called by now
+            assert worker.poll() is None, worker_log(worker)
+    finally:
+        celery_app.conf.task_always_eager = before
+
+    statuses = _statuses(tenant)
+    counts = fake_provider.accepted
+    unknown = set(
+        Message.objects.for_tenant(tenant)
+        .filter(status=Status.UNKNOWN)
+        .values_list("pk", flat=True)
+    )
+    # No message reached the provider twice, and nothing is left queued or sending.
+    assert fake_provider.total == sum(fake_provider.counts.values())
+    assert max(fake_provider.counts.values()) == 1
+    assert set(statuses) <= {Status.SENT, Status.UNKNOWN}, statuses
+    # Only the call in flight in each killed process is in doubt: it waits as
+    # `unknown` for the provider's callback (and went out at most once).
+    assert len(unknown) <= CONCURRENCY, (stranded, recovered)
+    assert recovered["unknown"] == len(unknown)
+    sent = [pk for pk in ids if pk not in unknown]
+    assert [pk for pk in sent if counts[str(pk)] != 1] == []
+    assert all(counts[str(pk)] <= 1 for pk in unknown)
+    assert statuses.get(Status.SENT, 0) == MESSAGES - len(unknown)
+    assert fake_provider.total == MESSAGES - sum(1 for pk in unknown if counts[str(pk)] == 0)
+    print(
+        f"killed at {at_kill} calls; stranded {stranded}; recovered {recovered}; "
+        f"dispatched {dispatched}; unknown {len(unknown)} "
+        f"(reached provider: {sum(counts[str(pk)] for pk in unknown)})"
+    )
