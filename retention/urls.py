@@ -6,6 +6,8 @@ from rest_framework.routers import DefaultRouter
 from retention import api, views
 
 router = DefaultRouter(trailing_slash=True)
+# No `.json` twins: the viewsets take no `format` argument (they answered 500).
+router.include_format_suffixes = False
 router.include_root_view = False
 router.register("audit-log", api.AuditEntryViewSet, basename="audit-log")
 router.register("tenant", api.CurrentTenantViewSet, basename="tenant")
