@@ -9,7 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import OuterRef, Subquery
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
@@ -29,6 +33,7 @@ from commerce.models import (
     Touchpoint,
 )
 from commerce.services.inbox import inbox_retry
+from commerce.services.privacy import customer_erase, customer_export
 from retention.admin_base import (
     TenantAdmin,
     TenantInline,
@@ -133,6 +138,53 @@ class CustomerAdmin(TenantAdmin):
     search_fields = ["email", "phone", "identities__value"]
     readonly_fields = ["created_at", "merged_into"]
     inlines = [IdentityInline, ConsentInline, TimelineInline, CustomerOrderInline]
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    @admin.action(description="Export personal data (JSON)", permissions=["export"])
+    def export_personal_data(self, request, queryset):
+        customers = list(queryset[:2])
+        if len(customers) != 1:
+            self.message_user(request, "Select exactly one customer to export.", messages.ERROR)
+            return None
+        customer = customers[0]
+        document = customer_export(tenant=customer.tenant, customer=customer)
+        response = HttpResponse(
+            json.dumps(document, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
+            content_type="application/json",
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="customer-{customer.pk}-export.json"'
+        )
+        return response
+
+    @admin.action(description="Erase personal data (GDPR)…", permissions=["erase"])
+    def erase_personal_data(self, request, queryset):
+        if request.POST.get("confirm") == "yes":
+            erased = 0
+            for customer in queryset:
+                if customer_erase(tenant=customer.tenant, customer=customer, actor=request.user):
+                    erased += 1
+            self.message_user(
+                request,
+                f"Erased the personal data of {erased} customers; "
+                f"{queryset.count() - erased} were already erased.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase personal data?",
+            "opts": self.model._meta,
+            "customers": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/commerce/customer/erase_confirmation.html", context)
+
+    def has_export_permission(self, request) -> bool:
+        return member_can(request, Capability.CONFIGURE)
+
+    def has_erase_permission(self, request) -> bool:
+        return member_can(request, Capability.MANAGE_TEAM)
 
     def _panel_fields(self, obj: Customer | None) -> list[Callable[[Customer], str]]:
         # Panels describe an existing customer: none on the add page.

@@ -45,6 +45,7 @@ from commerce.services.customers import (
     customer_upsert,
 )
 from commerce.services.orders import order_upsert
+from commerce.services.privacy import customer_erase, customer_export
 from commerce.services.touchpoints import MAX_BATCH, touchpoints_ingest
 from retention.api import (
     ERROR_RESPONSES,
@@ -302,6 +303,26 @@ class OrderSerializer(OrderSummarySerializer):
         fields = [*ORDER_FIELDS, "lines", "fulfillments"]
 
 
+class PrivacyExportSerializer(serializers.Serializer):
+    format = serializers.CharField(help_text="`retention.gdpr-export/1`")
+    generated_at = serializers.DateTimeField()
+    tenant = serializers.CharField()
+    customer = serializers.DictField(help_text="The customer row.")
+    data = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="Rows about the customer, keyed by `app.model`.",
+    )
+    merged = serializers.ListField(
+        child=serializers.DictField(), help_text="The same for customers merged into this one."
+    )
+
+
+class ErasureSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    erased_at = serializers.DateTimeField()
+    already_erased = serializers.BooleanField(help_text="True when nothing was left to erase.")
+
+
 class EventBatchPayload(serializers.Serializer):
     events = EventPayload(many=True, min_length=1, max_length=MAX_BATCH)
 
@@ -498,6 +519,40 @@ class CustomerViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
         )
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(TouchpointSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Export everything held about a customer (GDPR access request)",
+        description=(
+            "Profile, identities, consent, orders with lines, fulfilments and returns, "
+            "carts, touchpoints, messages (without bodies), surveys, callbacks, segments, "
+            "scores, experiment exposures and journey enrollments, as one JSON document."
+        ),
+        responses={200: OpenApiResponse(PrivacyExportSerializer), **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def export(self, request, pk=None):
+        customer = selectors.customer_get(tenant=self.tenant, customer_id=pk)
+        return Response(customer_export(tenant=self.tenant, customer=customer))
+
+    @extend_schema(
+        summary="Erase a customer's personal data (GDPR erasure request; idempotent)",
+        description=(
+            "Removes names, emails, phone numbers, identities, message addresses and bodies, "
+            "survey free text and event properties. Orders stay, on an anonymous customer, "
+            "for the store's books. Only a SHA-256 of each email and phone is kept, so a "
+            "later webhook or import cannot opt the person back in."
+        ),
+        request=None,
+        responses={200: ErasureSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def erase(self, request, pk=None):
+        customer = selectors.customer_get(tenant=self.tenant, customer_id=pk)
+        counts = customer_erase(tenant=self.tenant, customer=customer, actor=request.auth)
+        customer.refresh_from_db(fields=["erased_at"])
+        return Response(
+            {"id": customer.pk, "erased_at": customer.erased_at, "already_erased": not counts}
+        )
 
 
 @extend_schema_view(

@@ -96,6 +96,9 @@ class Customer(TenantOwnedModel):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
     )
+    erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When personal data was erased (GDPR)"
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -176,6 +179,28 @@ class CustomerMerge(TenantOwnedModel):
 class PriceTier(models.TextChoices):
     STANDARD = "standard", "Standard"
     EXPENSIVE = "expensive", "Expensive"
+
+
+class ErasedContact(TenantOwnedModel):
+    """The SHA-256 of an email or phone number whose owner asked to be erased.
+
+    No address is kept, only its hash: a later webhook, import or API call with
+    the same address is recognised so it cannot opt the person back in.
+    """
+
+    kind = models.CharField(max_length=10, choices=IdentityKind.choices[:2])
+    digest = models.CharField(max_length=64, help_text="SHA-256 hex of the normalised value")
+    erased_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "digest"], name="erasedcontact_tenant_digest_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"erased {self.kind} {self.digest[:12]}…"
 
 
 class ProductFamily(TenantOwnedModel):

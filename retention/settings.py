@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "retention.ratelimit.RateLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "retention.middleware.TenantSessionMiddleware",
@@ -103,8 +104,39 @@ SILENCED_SYSTEM_CHECKS = (
     ["models.W040"] if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else []
 )
 
-# --- Celery -------------------------------------------------------------------
+# --- Cache (rate-limit counters) ---------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Shared by every web process when Redis is there; CACHE_URL picks another
+# (e.g. a separate Redis database), and without either each process counts alone.
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache("CACHE_URL")}
+elif REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "retention",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Rate limits: "requests/seconds" per window (retention/ratelimit.py) -------------
+RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=True)
+RATELIMITS = {
+    # Admin sign-in attempts per client IP and username.
+    "login": env.str("RATELIMIT_LOGIN", default="10/900"),
+    # REST API requests per API key (per IP without a key).
+    "api": env.str("RATELIMIT_API", default="6000/60"),
+    # Shopper pages (/o/, /s/, /u/) per client IP.
+    "pages": env.str("RATELIMIT_PAGES", default="120/60"),
+}
+# Behind a load balancer that appends the client to X-Forwarded-For, count by it.
+RATELIMIT_TRUST_X_FORWARDED_FOR = env.bool("RATELIMIT_TRUST_X_FORWARDED_FOR", default=False)
+RATELIMIT_KEY_PREFIX = "rl"
+
+# --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 # Without a broker, tasks run in-process (the embedded default).

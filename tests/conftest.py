@@ -1,5 +1,7 @@
 """Fixtures shared by the whole suite: two tenants, people in each role, API keys."""
 
+import uuid
+
 import pytest
 from django.test import Client
 
@@ -44,6 +46,12 @@ def eager_tasks():
 def _unfrozen_clock():
     yield
     clock.set_now(None)
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings):
+    """Each test counts from zero: the cache (Redis under `make test`) outlives tests."""
+    settings.RATELIMIT_KEY_PREFIX = f"rl-test-{uuid.uuid4().hex}"
 
 
 def login_as(tenant, role: str, email: str | None = None) -> Client:

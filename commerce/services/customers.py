@@ -24,6 +24,7 @@ from commerce.models import (
     Touchpoint,
 )
 from commerce.selectors import customers_by_identities
+from commerce.services.privacy import ERASURE_SOURCE, contact_is_erased
 from retention import clock
 from retention.errors import Conflict, InvalidInput
 from retention.models import Tenant
@@ -248,14 +249,22 @@ def consent_from_payload(*, customer: Customer, data: dict, source: str) -> None
     now = clock.now()
     at = min(data.get("updated_at") or now, now)
     for field, channel in (("accepts_email", Channel.EMAIL), ("accepts_sms", Channel.SMS)):
-        if data.get(field) is not None:
-            consent_set(
-                customer=customer,
-                channel=channel,
-                status=ConsentStatus.OPTED_IN if data[field] else ConsentStatus.OPTED_OUT,
-                source=source,
-                at=at,
-            )
+        if data.get(field) is None:
+            continue
+        status, by = (ConsentStatus.OPTED_IN if data[field] else ConsentStatus.OPTED_OUT), source
+        if status == ConsentStatus.OPTED_IN and _contact_erased(customer, channel):
+            # The person asked to be erased: a store's feed cannot opt them back in.
+            status, by = ConsentStatus.OPTED_OUT, ERASURE_SOURCE
+        consent_set(customer=customer, channel=channel, status=status, source=by, at=at)
+
+
+def _contact_erased(customer: Customer, channel: str) -> bool:
+    kind, value = (
+        (IdentityKind.EMAIL, customer.email)
+        if channel == Channel.EMAIL
+        else (IdentityKind.PHONE, customer.phone)
+    )
+    return bool(value) and contact_is_erased(tenant_id=customer.tenant_id, kind=kind, value=value)
 
 
 def consent_set(
