@@ -44,7 +44,7 @@ def test_nightly_rollups_run_once_per_tenant_night(tenant, other_tenant, eager_t
     assert claimed == NIGHT + timedelta(days=1)
 
 
-def test_refresh_today_covers_every_tenant(tenant, other_tenant):
+def test_refresh_today_covers_every_tenant(tenant, other_tenant, eager_tasks):
     clock.set_now(NIGHT)
     make_order(CustomerFactory(tenant=tenant), NIGHT - timedelta(hours=1))
     assert set(tasks.refresh_today()) >= {tenant.pk, other_tenant.pk}
