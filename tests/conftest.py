@@ -1,6 +1,8 @@
-"""Fixtures shared by the whole suite: two tenants, people in each role, API keys."""
+"""Fixtures shared by the whole suite: two tenants, people in each role, API keys,
+the fake SendGrid/Twilio."""
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from django.test import Client
@@ -9,6 +11,7 @@ from retention import clock
 from retention.models import ApiScope, Role, Tenant
 from retention.services import api_key_issue, tenant_create
 from tests.factories import MembershipFactory, UserFactory
+from tests.fake_provider import FakeProvider
 
 
 def _tenant(slug: str, name: str) -> Tenant:
@@ -92,3 +95,28 @@ def api_client(tenant) -> Client:
 @pytest.fixture
 def read_only_key(tenant) -> str:
     return api_key_issue(tenant=tenant, name="read only", scopes=[ApiScope.READ])[1]
+
+
+FAKE_TWILIO_SID = "AC" + "0123456789abcdef" * 2
+
+
+@pytest.fixture
+def fake_provider(settings, monkeypatch) -> Iterator[FakeProvider]:
+    """A fake SendGrid and Twilio on 127.0.0.1, with the provider settings
+    pointed at it both in this process (``settings``) and in the environment,
+    so Celery workers started by a test inherit them. Timeouts are short so a
+    delayed answer turns into a timeout quickly."""
+    with FakeProvider() as fake:
+        values: dict[str, str | float] = {
+            "SENDGRID_API_KEY": "SG.fake-key",
+            "SENDGRID_API_HOST": fake.url,
+            "TWILIO_ACCOUNT_SID": FAKE_TWILIO_SID,
+            "TWILIO_AUTH_TOKEN": "fake-token",
+            "TWILIO_API_BASE_URL": fake.url,
+            "PROVIDER_CONNECT_TIMEOUT": 1.0,
+            "PROVIDER_TIMEOUT": 1.0,
+        }
+        for name, value in values.items():
+            setattr(settings, name, value)
+            monkeypatch.setenv(name, str(value))
+        yield fake

@@ -1,5 +1,5 @@
-"""Fixtures of the fault suite: a hard time limit per case, the fake
-SendGrid/Twilio, and Celery worker processes that can be killed outright.
+"""Fixtures of the fault suite: a hard time limit per case and Celery worker
+processes that can be killed outright.
 
 Each case starts real processes against the test database and the suite's
 Redis (``REDIS_URL``); the worker runs in its own process group so that
@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +19,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
-from tests.fake_provider import FakeProvider
-from tests.workers import ROOT
+from tests.workers import ROOT, worker_command, worker_env
 
 CASE_LIMIT_SECONDS = 60
-FAKE_TWILIO_SID = "AC" + "0123456789abcdef" * 2
 
 
 class CaseTimeout(Exception):
@@ -48,26 +44,6 @@ def _hard_time_limit() -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def fake_provider(settings, monkeypatch) -> Iterator[FakeProvider]:
-    """The fake SendGrid and Twilio, configured here and in the environment that
-    worker processes inherit (as in tests/messaging/conftest.py)."""
-    with FakeProvider() as fake:
-        values: dict[str, str | float] = {
-            "SENDGRID_API_KEY": "SG.fake-key",
-            "SENDGRID_API_HOST": fake.url,
-            "TWILIO_ACCOUNT_SID": FAKE_TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": "fake-token",
-            "TWILIO_API_BASE_URL": fake.url,
-            "PROVIDER_CONNECT_TIMEOUT": 1.0,
-            "PROVIDER_TIMEOUT": 1.0,
-        }
-        for name, value in values.items():
-            setattr(settings, name, value)
-            monkeypatch.setenv(name, str(value))
-        yield fake
 
 
 @pytest.fixture
@@ -95,37 +71,15 @@ def worker_process(
     queues: str, *, concurrency: int = 2, loglevel: str = "WARNING"
 ) -> Iterator[subprocess.Popen]:
     """`celery worker -Q <queues>` on the test database, in its own process group."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (handed to the process, closed below)
         prefix="fault-worker-", suffix=".log", delete=False
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "retention",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "--pool",
-            "prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            loglevel,
-        ],
+        worker_command(
+            queues, concurrency=concurrency, loglevel=loglevel, extra=("--without-heartbeat",)
+        ),
         cwd=ROOT,
-        env=env,
+        env=worker_env(),
         stdout=subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,

@@ -6,7 +6,6 @@ insights admin screens."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -65,15 +64,11 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture
-def provider(settings) -> Iterator[FakeProvider]:
+def provider(fake_provider, settings) -> FakeProvider:
     """The fake SendGrid on 127.0.0.1; the store has no sender of its own."""
-    with FakeProvider() as fake:
-        settings.SENDGRID_API_KEY = "SG.fake-key"
-        settings.SENDGRID_API_HOST = fake.url
-        settings.PROVIDER_CONNECT_TIMEOUT = settings.PROVIDER_TIMEOUT = 1.0
-        settings.MESSAGING_FROM_EMAIL = ""
-        settings.DEFAULT_FROM_EMAIL = PLATFORM_FROM
-        yield fake
+    settings.MESSAGING_FROM_EMAIL = ""
+    settings.DEFAULT_FROM_EMAIL = PLATFORM_FROM
+    return fake_provider
 
 
 def member(tenant: Tenant, role: str, email: str, *, subscribed: bool = True):
