@@ -239,9 +239,14 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio
 # Sender for stores that have not set their own (Messaging settings in the admin).
 MESSAGING_FROM_EMAIL = env.str("MESSAGING_FROM_EMAIL", default="")
 # Seconds before a provider call gives up. A timeout after the request was sent
-# leaves the message `unknown` (reconciled from callbacks), never re-sent.
+# leaves the message `unknown` (reconciled from callbacks), never re-sent blindly.
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_TIMEOUT = env.float("PROVIDER_TIMEOUT", default=10.0)
+# An `unknown` message no callback settled within this many seconds is looked
+# up at the provider and, if the provider never got it, sent again
+# (messaging.services.reconcile). Longer than the provider takes to list a
+# message it accepted (SendGrid's activity feed: minutes).
+MESSAGING_RECONCILE_AFTER_SECONDS = env.int("MESSAGING_RECONCILE_AFTER_SECONDS", default=900)
 
 # --- Email to staff (rising-interest alerts to owners) ----------------------------
 # Shoppers' messages go through the messaging outbox, not here. Default: printed
@@ -284,6 +289,10 @@ LOGGING = {
 }
 
 # --- Beat schedule (periodic sweepers) -------------------------------------------
+# BEAT_MESSAGING_SWEEP_SECONDS (default 30) and BEAT_JOURNEYS_TICK_SECONDS
+# (default 60) set the two sweepers' intervals (the fault suite runs beat with
+# a few seconds). With django-celery-beat's DatabaseScheduler a beat writes
+# these into the schedule table when it starts.
 CELERY_BEAT_SCHEDULE = {
     "commerce-sweep-inbox": {"task": "commerce.sweep_inbox", "schedule": 60.0},
     "commerce-mark-abandoned-carts": {"task": "commerce.mark_abandoned_carts", "schedule": 300.0},
@@ -291,9 +300,15 @@ CELERY_BEAT_SCHEDULE = {
     "segments-schedule-nightly": {"task": "segments.schedule_nightly", "schedule": 900.0},
     # Sends what is due (deferred, retried, lost on the way), recovers batches of
     # dead workers, applies provider callbacks not yet applied.
-    "messaging-sweep": {"task": "messaging.sweep", "schedule": 30.0},
+    "messaging-sweep": {
+        "task": "messaging.sweep",
+        "schedule": env.float("BEAT_MESSAGING_SWEEP_SECONDS", default=30.0),
+    },
     # Reads new triggers and takes due journey steps, per tenant.
-    "journeys-tick": {"task": "journeys.tick", "schedule": 60.0},
+    "journeys-tick": {
+        "task": "journeys.tick",
+        "schedule": env.float("BEAT_JOURNEYS_TICK_SECONDS", default=60.0),
+    },
     # Delivers outbound journey webhooks that are due (retries, lost tasks).
     "journeys-sweep-webhooks": {"task": "journeys.sweep_webhooks", "schedule": 60.0},
     # Queues each tenant's nightly churn scoring (weekly training) in its night.

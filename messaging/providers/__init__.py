@@ -8,6 +8,7 @@ configured (outbox-only mode) or needs none (in-app).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from .base import Outgoing
@@ -19,6 +20,8 @@ class Adapter(Protocol):
     def configured(self) -> bool: ...
 
     def send(self, outgoing: Outgoing) -> str: ...
+
+    def lookup(self, outgoing: Outgoing, *, since: datetime) -> str | None: ...
 
 
 def adapter_for(channel: str) -> Adapter | None:

@@ -10,6 +10,14 @@ raises one of:
 - :class:`OutcomeUnknown`: the request may have reached the provider (a read
   timeout, a dropped connection after sending); never retried blindly: the
   message becomes ``unknown`` and callbacks reconcile it.
+
+An adapter's ``lookup(outgoing, since=...) -> str | None`` asks the provider
+whether it holds a message it may have taken without us hearing back (an
+``unknown`` one, queued at ``since``): its id, or None when it has no such
+message. It raises
+:class:`TransientError` when the provider cannot answer now, and
+:class:`LookupUnsupported` when the account cannot be asked at all (SendGrid
+without the Email Activity add-on, say); see ``messaging.services.reconcile``.
 """
 
 from __future__ import annotations
@@ -84,6 +92,10 @@ class PermanentError(ProviderError):
 
 class OutcomeUnknown(ProviderError):
     pass
+
+
+class LookupUnsupported(ProviderError):
+    """The provider account cannot answer "did you get this message?"."""
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -29,6 +29,7 @@ import http.client
 import io
 import json
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.error import HTTPError
@@ -41,6 +42,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Email, From, Header, Mail, ReplyTo, To
 
 from .base import (
+    LookupUnsupported,
     OutcomeUnknown,
     Outgoing,
     PermanentError,
@@ -79,6 +81,41 @@ def send(outgoing: Outgoing) -> str:
     # A 2xx without the header is still an accepted mail: callbacks find it by
     # custom_args, so an empty id beats marking a sent mail unknown.
     return response.headers.get("X-Message-Id") or ""
+
+
+def lookup(outgoing: Outgoing, *, since: datetime) -> str | None:
+    """SendGrid's id of the mail we sent as ``outgoing.message_id`` (our ids
+    are unique, so ``since`` is not needed), or None
+    when SendGrid holds no such mail, from the Email Activity API (``GET
+    /v3/messages``, filtered on the ``custom_args`` every mail carries). That
+    API needs SendGrid's Email Activity add-on: without it the answer is a 4xx
+    and this raises :class:`LookupUnsupported`."""
+    query = (
+        f"unique_args['message_id']=\"{int(outgoing.message_id)}\" AND "
+        f"unique_args['tenant_id']=\"{int(outgoing.tenant_id)}\""
+    )
+    client = SendGridAPIClient(
+        api_key=settings.SENDGRID_API_KEY, host=settings.SENDGRID_API_HOST.rstrip("/")
+    ).client
+    try:
+        response = client.messages.get(
+            query_params={"query": query, "limit": 10}, timeout=settings.PROVIDER_TIMEOUT
+        )
+    except http_errors.HTTPError as exc:
+        refusal = _refusal(exc)
+        if isinstance(refusal, TransientError):
+            raise refusal from exc
+        raise LookupUnsupported(refusal.detail, status=refusal.status) from exc
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise TransientError(f"sendgrid unreachable: {exc!r}") from exc
+    try:
+        messages = json.loads(response.body or b"{}").get("messages") or []
+    except (ValueError, AttributeError) as exc:
+        raise TransientError(f"sendgrid activity answer unreadable: {exc!r}") from exc
+    for message in messages:
+        if isinstance(message, dict):
+            return str(message.get("msg_id") or "")
+    return None
 
 
 def _mail(outgoing: Outgoing) -> Mail:

@@ -26,6 +26,7 @@ import logging
 import os
 import ssl
 import threading
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -41,6 +42,7 @@ from twilio.rest import Client
 from urllib3.exceptions import ProtocolError
 
 from .base import (
+    LookupUnsupported,
     OutcomeUnknown,
     Outgoing,
     PermanentError,
@@ -98,6 +100,46 @@ def send(outgoing: Outgoing) -> str:
         # Anything else requests raises cannot prove the request went unsent.
         raise OutcomeUnknown(f"twilio request failed: {exc!r}") from exc
     return str(message.sid)
+
+
+# How many of the latest messages to a number `lookup` reads.
+LOOKUP_PAGE = 50
+
+
+def lookup(outgoing: Outgoing, *, since: datetime) -> str | None:
+    """The sid of an SMS Twilio holds like ``outgoing`` (same To, From and
+    body, created at ``since`` or later, among the latest ``LOOKUP_PAGE`` from
+    that sender to that number), or None. Twilio keeps no metadata of ours on
+    a message, so this matches on content and time: two identical texts to one
+    number queued within the same second read as one."""
+    floor = since.replace(microsecond=0)
+    client = _client(
+        os.getpid(),
+        threading.get_ident(),
+        settings.TWILIO_ACCOUNT_SID,
+        settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_API_BASE_URL,
+        settings.PROVIDER_CONNECT_TIMEOUT,
+        settings.PROVIDER_TIMEOUT,
+    )
+    try:
+        messages = client.messages.list(
+            to=outgoing.to, from_=outgoing.from_address, limit=LOOKUP_PAGE
+        )
+    except TwilioRestException as exc:
+        refusal = _refusal(exc)
+        if isinstance(refusal, TransientError):
+            raise refusal from exc
+        raise LookupUnsupported(refusal.detail, status=exc.status, code=exc.code) from exc
+    except OutcomeUnknown as exc:  # nothing is changed by a read: try again later
+        raise TransientError(exc.detail) from exc
+    except requests.RequestException as exc:
+        raise TransientError(f"twilio unreachable: {exc}") from exc
+    for message in messages:
+        created = message.date_created
+        if message.body == outgoing.text and (created is None or created >= floor):
+            return str(message.sid)
+    return None
 
 
 class _KeepAliveHttpClient(HttpClient):

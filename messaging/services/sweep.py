@@ -5,8 +5,9 @@ but never loses or repeats it.
 - ``messages_recover``: batches whose lease ran out (their worker died). In each,
   the lowest ``RECORD_EVERY`` unrecorded messages may have reached the provider
   (calls go in id order, and a worker leaves at most that many accepted calls
-  unwritten): they become ``unknown`` and wait for a callback; the others never
-  left and go back to the queue.
+  unwritten): they become ``unknown`` and wait for a callback, or for
+  ``messaging.services.reconcile`` to ask the provider; the others never left
+  and go back to the queue.
 - ``messages_dispatch_due``: pending messages that are due (new ones whose task
   was lost, quiet hours over, retry backoff over) are handed to send tasks in
   batches, per tenant.
@@ -55,7 +56,8 @@ def messages_recover(*, now: datetime | None = None) -> dict[str, int]:
             Message.objects.unscoped().filter(pk__in=maybe_sent).update(
                 status=Status.UNKNOWN,
                 reason=Reason.WORKER_LOST,
-                detail="The worker stopped during this send; waiting for the provider's callback.",
+                detail="The worker stopped during this send; waiting for the provider's "
+                "callback, else the provider is asked.",
                 sent_at=now,
                 claim=None,
                 lease_until=None,

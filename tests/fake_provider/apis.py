@@ -69,8 +69,7 @@ def sendgrid_parse(raw: bytes) -> tuple[dict[str, Any] | None, str, str | None]:
     if not isinstance(payload, dict):
         return None, "", None
     to = dig(payload, "personalizations", 0, "to", 0, "email")
-    args = payload.get("custom_args") or dig(payload, "personalizations", 0, "custom_args")
-    message_id = args.get("message_id") if isinstance(args, dict) else None
+    message_id = sendgrid_custom_args(payload).get("message_id")
     return payload, to if isinstance(to, str) else "", message_id
 
 
@@ -125,6 +124,36 @@ def sendgrid_invalid(payload: dict[str, Any]) -> Reply | None:
             "There must be at least one defined content block.",
         )
     return None
+
+
+def sendgrid_custom_args(payload: dict[str, Any]) -> dict[str, Any]:
+    args = payload.get("custom_args") or dig(payload, "personalizations", 0, "custom_args")
+    return args if isinstance(args, dict) else {}
+
+
+_ACTIVITY_QUERY = re.compile(
+    r"^unique_args\['message_id'\]=\"([^\"]*)\" AND unique_args\['tenant_id'\]=\"([^\"]*)\"$"
+)
+
+
+def sendgrid_activity_query(query: str) -> tuple[str, str] | None:
+    """(message id, tenant id) from the Email Activity query our lookup sends."""
+    match = _ACTIVITY_QUERY.match(query.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def sendgrid_activity_item(payload: dict[str, Any], provider_id: str, at: float) -> dict[str, Any]:
+    """One entry of ``GET /v3/messages`` (Email Activity), as SendGrid lists it."""
+    return {
+        "from_email": dig(payload, "from", "email"),
+        "msg_id": f"{provider_id}.filter0001-1-1-0",
+        "subject": payload.get("subject") or "",
+        "to_email": dig(payload, "personalizations", 0, "to", 0, "email"),
+        "status": "processing",
+        "opens_count": 0,
+        "clicks_count": 0,
+        "last_event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+    }
 
 
 def sendgrid_accepted() -> tuple[Reply, str]:
@@ -213,6 +242,22 @@ def twilio_accepted(account_sid: str, form: dict[str, str]) -> tuple[Reply, str]
         "uri": f"{uri}.json",
     }
     return json_reply(201, message), sid
+
+
+def twilio_page(account_sid: str, messages: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    """A page of ``GET .../Messages.json``, as Twilio answers it."""
+    uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json?PageSize={size}&Page=0"
+    return {
+        "messages": messages,
+        "end": max(len(messages) - 1, 0),
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "page": 0,
+        "page_size": size,
+        "previous_page_uri": None,
+        "start": 0,
+        "uri": uri,
+    }
 
 
 def segments(body: str) -> int:

@@ -76,6 +76,12 @@ class FakeProvider:
         self.by_status: Counter[int] = Counter()
         self._calls: deque[Call] = deque(maxlen=keep)
         self._rules: list[Rule] = []
+        # What the providers' lookup APIs list: SendGrid's Email Activity
+        # (by our message and tenant ids) and Twilio's Messages list (by To
+        # and From, newest first). False: the account cannot be asked.
+        self.lookups_supported = True
+        self._activity: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._sms: dict[tuple[str, str], deque[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # the test thread and the server's loop share state
         self._connections: set[asyncio.Transport] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +145,8 @@ class FakeProvider:
             self.counts.clear()
             self.accepted.clear()
             self.by_status.clear()
+            self._activity.clear()
+            self._sms.clear()
             self.total = 0
 
     def summary(self) -> dict[str, Any]:
@@ -213,6 +221,10 @@ class FakeProvider:
             return self._sendgrid(headers, body)
         if method == "POST" and (match := apis.TWILIO_PATH.match(path)):
             return self._twilio(match.group(1), headers, body)
+        if method == "GET" and path == "/v3/messages":
+            return self._sendgrid_activity(headers, parse_qs(query))
+        if method == "GET" and (match := apis.TWILIO_PATH.match(path)):
+            return self._twilio_list(match.group(1), headers, parse_qs(query))
         if path.startswith("/_fake/"):
             return self._control(method, path, parse_qs(query), body)
         return json_reply(404, {"errors": [{"field": None, "message": "not found"}]})
@@ -234,6 +246,12 @@ class FakeProvider:
             "sendgrid", to, message_id, reply.status, provider_id, payload or {}, headers, at
         )
         self._record(self._timed(to, reply), call)
+        if provider_id and not reply.drop and payload is not None:
+            tenant_id = str(apis.sendgrid_custom_args(payload).get("tenant_id"))
+            with self._lock:
+                self._activity.setdefault((str(message_id), tenant_id), []).append(
+                    apis.sendgrid_activity_item(payload, provider_id, at)
+                )
         return reply
 
     def _twilio(self, account_sid: str, headers: dict[str, str], raw: bytes) -> Reply:
@@ -249,7 +267,41 @@ class FakeProvider:
             reply, provider_id = apis.twilio_accepted(account_sid, form)
         call = Call("twilio", to, message_id, reply.status, provider_id, form, headers, at)
         self._record(self._timed(to, reply), call)
+        if provider_id and not reply.drop:
+            resource = json.loads(reply.body)
+            with self._lock:
+                key = (to, form.get("From", ""))
+                self._sms.setdefault(key, deque(maxlen=200)).appendleft(resource)
         return reply
+
+    def _sendgrid_activity(self, headers: dict[str, str], query: dict[str, list[str]]) -> Reply:
+        reply = apis.sendgrid_unauthorized(headers)
+        if reply is not None:
+            return reply
+        if not self.lookups_supported:
+            return apis.sendgrid_error(403, None, "access forbidden")
+        wanted = apis.sendgrid_activity_query((query.get("query") or [""])[0])
+        if wanted is None:
+            return apis.sendgrid_error(400, "query", "invalid query")
+        limit = int((query.get("limit") or ["10"])[0])
+        with self._lock:
+            items = list(self._activity.get(wanted, []))[:limit]
+        return json_reply(200, {"messages": items})
+
+    def _twilio_list(
+        self, account_sid: str, headers: dict[str, str], query: dict[str, list[str]]
+    ) -> Reply:
+        to = (query.get("To") or [""])[0]
+        reply = apis.twilio_unauthorized(headers, to)
+        if reply is not None:
+            return reply
+        if not self.lookups_supported:
+            return apis.twilio_error(403, 20403, to, "Forbidden")
+        sender = (query.get("From") or [""])[0]
+        size = int((query.get("PageSize") or ["50"])[0])
+        with self._lock:
+            items = list(self._sms.get((to, sender), ()))[:size]
+        return json_reply(200, apis.twilio_page(account_sid, items, size))
 
     def _timed(self, to: str, reply: Reply) -> Reply:
         if self._take("drop", to) is not None:

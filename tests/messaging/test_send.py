@@ -9,28 +9,14 @@ import pytest
 from commerce.models import Touchpoint
 from commerce.services.customers import consent_set
 from messaging.models import Message, Reason, Status, Suppression
-from messaging.services.outbox import Content, message_enqueue, messaging_settings
+from messaging.services.outbox import Content, message_enqueue
 from messaging.services.send import LEASE, RECORD_EVERY, _claim, send_batch
 from messaging.services.sweep import messages_dispatch_due, messages_recover
 from retention import clock
 from tests.factories import CustomerFactory
+from tests.messaging.conftest import NOON
 
-NOON = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # 12:00 in Berlin (the tenant's zone)
 HELLO = Content(subject="Hello", text="Hello there", html="<p>Hello there</p>")
-
-
-@pytest.fixture
-def sender(tenant):
-    ms = messaging_settings(tenant)
-    ms.from_email, ms.sms_from = "shop@alpha.example", "+4930901820"
-    ms.save()
-    return ms
-
-
-@pytest.fixture
-def now():
-    with clock.travel_to(NOON):
-        yield NOON
 
 
 def _customer(tenant, *, email_consent="opted_in", sms_consent="opted_in", **fields):

@@ -12,7 +12,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from django.db import connection
 
 from commerce.services.customers import consent_set
@@ -33,14 +32,6 @@ from tests.workers import ROOT
 
 NOON = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 SHIPPED = Content(subject="Shipped", text="Your order shipped", html="<p>Your order shipped</p>")
-
-
-@pytest.fixture
-def sender(tenant):
-    ms = messaging_settings(tenant)
-    ms.from_email, ms.sms_from = "shop@alpha.example", "+4930901820"
-    ms.save()
-    return ms
 
 
 def _queue_many(tenant, n: int, *, channels=("email",), category="transactional") -> list[Message]:
