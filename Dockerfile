@@ -21,4 +21,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_DEBUG=false python manage.py col
 RUN useradd --system --uid 1000 app && chown -R app /app
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "retention.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "5", "--worker-class", "sync", "--access-logfile", "-"]
+CMD ["gunicorn", "retention.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "5", "--worker-class", "sync", "--access-logfile", "-", "--logger-class", "retention.logs.GunicornLogger"]
