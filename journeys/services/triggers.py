@@ -484,9 +484,12 @@ def _reentry_blocked(
 def journeys_with_scan_work() -> list[int]:
     """Tenants with an active journey: the beat fans out over these.
     Platform-wide on purpose (the scheduler serves every tenant)."""
+    # order_by(): Journey's default ordering (name) would join DISTINCT and make
+    # this one row per active journey, so one tick per journey, not per tenant.
     return list(
         Journey.objects.unscoped()
         .filter(status=JourneyStatus.ACTIVE)
+        .order_by()
         .values_list("tenant_id", flat=True)
         .distinct()
     )

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -68,9 +69,14 @@ def _empty(client: redis.Redis) -> None:
 
 @contextlib.contextmanager
 def worker_process(
-    queues: str, *, concurrency: int = 2, loglevel: str = "WARNING"
+    queues: str,
+    *,
+    concurrency: int = 2,
+    loglevel: str = "WARNING",
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """`celery worker -Q <queues>` on the test database, in its own process group."""
+    """`celery worker -Q <queues>` on the test database, in its own process group
+    (``env``: the process's environment instead of ``worker_env()``)."""
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (handed to the process, closed below)
         prefix="fault-worker-", suffix=".log", delete=False
     )
@@ -79,7 +85,32 @@ def worker_process(
             queues, concurrency=concurrency, loglevel=loglevel, extra=("--without-heartbeat",)
         ),
         cwd=ROOT,
-        env=worker_env(),
+        env=worker_env() if env is None else env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+    log.close()
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def beat_process(
+    *, env: dict[str, str] | None = None, loglevel: str = "INFO"
+) -> Iterator[subprocess.Popen]:
+    """`celery beat` (the project's scheduler, django-celery-beat's
+    DatabaseScheduler) on the test database, in its own process group."""
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (handed to the process, closed below)
+        prefix="fault-beat-", suffix=".log", delete=False
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "retention", "beat", "--loglevel", loglevel],
+        cwd=ROOT,
+        env=worker_env() if env is None else env,
         stdout=subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,
