@@ -7,6 +7,9 @@ through ``commerce.selectors``, so another tenant's id answers 404.
 
 from __future__ import annotations
 
+import codecs
+import math
+
 from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -17,8 +20,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.response import Response
+from rest_framework.utils import json as drf_json
 
 from commerce import selectors
 from commerce.identity import BadIdentifier, normalize_email, normalize_phone
@@ -74,12 +78,27 @@ class TooManyEvents(DomainError):
     code = "too_many_events"
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid JSON, but no column or jsonb stores it
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 class SafeJSONParser(JSONParser):
-    """JSON parser that answers 400, not 500, to absurdly deep nesting."""
+    """JSON parser that answers 400, not 500, to absurdly deep nesting and to
+    numbers no database stores (NaN, Infinity, 1e400)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = get_encoding(parser_context or {})
         try:
-            return super().parse(stream, media_type, parser_context)
+            return drf_json.load(
+                codecs.getreader(encoding)(stream),
+                parse_constant=drf_json.strict_constant,
+                parse_float=_finite_float,
+            )
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
         except RecursionError as exc:
             raise ParseError("JSON parse error - nested too deeply.") from exc
 
@@ -152,6 +171,14 @@ class ChannelConsentSerializer(serializers.ModelSerializer):
 
 
 class CustomerSerializer(serializers.ModelSerializer):
+    # Not an email format: a customer known only by phone or storefront id, or
+    # erased, has none.
+    email = serializers.CharField(
+        read_only=True, help_text="The primary email; empty when none is known."
+    )
+    preferred_channel = serializers.ChoiceField(
+        Channel.choices, allow_blank=True, read_only=True, help_text="Empty when not chosen."
+    )
     identities = CustomerIdentitySerializer(many=True, read_only=True)
     consent = ChannelConsentSerializer(many=True, read_only=True, source="consents")
     order_count = serializers.IntegerField(

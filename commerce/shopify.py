@@ -263,7 +263,7 @@ def _refunds(p: dict, errors: dict) -> list[tuple[str, dict]]:
     }
     _put(data, "reason", _text(p.get("note"), 300))
     data["lines"] = [
-        {"sku": _text((item.get("line_item") or {}).get("sku"), 100), "quantity": item["quantity"]}
+        {"sku": _text(_dict(item.get("line_item")).get("sku"), 100), "quantity": item["quantity"]}
         for item in _list(p, "refund_line_items", errors)
         if _positive_int(item.get("quantity"))
     ]
@@ -347,16 +347,14 @@ def _order_line(item: dict) -> dict:
     _put(line, "unit_price", _money(item.get("price")))
     discount = _money(item.get("total_discount"))
     if not _nonzero(discount):
-        allocations = [
-            a.get("amount") for a in item.get("discount_allocations") or [] if isinstance(a, dict)
-        ]
+        allocations = [a.get("amount") for a in _objects(item.get("discount_allocations"))]
         discount = _add(*allocations) if allocations else discount
     _put(line, "discount", discount)
     return line
 
 
 def _shipping(p: dict) -> str | None:
-    amount = ((p.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")
+    amount = _dict(_dict(p.get("total_shipping_price_set")).get("shop_money")).get("amount")
     if amount is not None:
         return _money(amount)
     lines = p.get("shipping_lines")
@@ -388,12 +386,12 @@ def _refund_amount(p: dict) -> str:
     body carries none, the refunded lines with their tax."""
     transactions = [
         t.get("amount")
-        for t in p.get("transactions") or []
-        if isinstance(t, dict) and t.get("kind") == "refund" and t.get("status") == "success"
+        for t in _objects(p.get("transactions"))
+        if t.get("kind") == "refund" and t.get("status") == "success"
     ]
     if transactions:
         return _add(*transactions) or "0"
-    items = [i for i in p.get("refund_line_items") or [] if isinstance(i, dict)]
+    items = _objects(p.get("refund_line_items"))
     return _add(*(i.get("subtotal") for i in items), *(i.get("total_tax") for i in items)) or "0"
 
 
@@ -465,7 +463,7 @@ def _drop_bad_identifiers(data: dict) -> None:
 
 def _id(value: Any) -> str:
     """Shopify's ids are integers (often beyond 2**53) or strings; ours are strings."""
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool | dict | list):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -491,8 +489,17 @@ def _money(value: Any) -> str | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, int | float | Decimal):
-        return str(Decimal(str(value)).quantize(Decimal("0.01")))
+        return _cents(Decimal(str(value)))
     return str(value).strip()  # the serializer rejects what is not money
+
+
+def _cents(amount: Decimal) -> str:
+    """``amount`` to two places; one that cannot be (NaN, infinite, beyond the
+    decimal context's precision) stays as written, for the serializer to refuse."""
+    try:
+        return str(amount.quantize(Decimal("0.01")))
+    except InvalidOperation:
+        return str(amount)
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -509,12 +516,17 @@ def _add(*values: Any) -> str | None:
     amounts = [d for d in (_decimal(v) for v in values) if d is not None]
     if not amounts:
         return None
-    return str(sum(amounts, start=Decimal("0")).quantize(Decimal("0.01")))
+    try:
+        total = sum(amounts, start=Decimal("0"))
+    except InvalidOperation:  # Infinity + -Infinity
+        return "NaN"
+    return _cents(total)
 
 
 def _nonzero(money: str | None) -> bool:
     amount = _decimal(money)
-    return amount is not None and amount != 0
+    # is_finite first: comparing a signalling NaN ("sNaN") raises.
+    return amount is not None and amount.is_finite() and amount != 0
 
 
 def _positive_int(value: Any) -> bool:
@@ -546,6 +558,16 @@ def _list(p: dict, key: str, errors: dict) -> list[dict]:
         errors[key] = ["Expected a list of objects."]
         return []
     return value
+
+
+def _dict(value: Any) -> dict:
+    """An object field, or {} when it is missing or of another type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: Any) -> list[dict]:
+    """The objects of an optional list field; anything else counts as none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _put(data: dict, key: str, value: Any) -> None:

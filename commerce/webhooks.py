@@ -181,7 +181,7 @@ _SECRETS: dict[str, tuple[int, list[tuple[str, object]], float]] = {}
 
 def _tenant_secrets(slug: str, *, fresh: bool = False) -> tuple[int, list[str]]:
     """The tenant id and its active secrets."""
-    if len(slug) > 50:
+    if len(slug) > 50 or "\x00" in slug:  # PostgreSQL text cannot even compare a NUL
         raise Rejected(404, "unknown_tenant", "No store with this address.")
     cached = None if fresh else _SECRETS.get(slug)
     if cached is None or time.monotonic() - cached[2] > SECRETS_TTL:
@@ -201,7 +201,8 @@ def _tenant_secrets(slug: str, *, fresh: bool = False) -> tuple[int, list[str]]:
 
 
 def _tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug[:50], is_active=True).first() if slug else None
+    usable = slug and "\x00" not in slug
+    tenant = Tenant.objects.filter(slug=slug[:50], is_active=True).first() if usable else None
     if tenant is None or len(slug) > 50:
         raise Rejected(404, "unknown_tenant", "No store with this address.")
     return tenant

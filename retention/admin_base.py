@@ -10,12 +10,16 @@ audit log. Platform superusers see all tenants, with a tenant filter.
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.forms.fields import InvalidJSONInput
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -24,6 +28,67 @@ from django.utils.text import Truncator
 from retention.models import Capability, Tenant
 from retention.services import audit_changes, audit_record
 from retention.tenancy import TenantOwnedModel
+
+
+def json_unstorable(value: Any) -> str:
+    """Why PostgreSQL's jsonb cannot store ``value`` ("" when it can): NaN and
+    infinities (Python's json reads them, jsonb refuses them), and a NUL
+    character or a lone surrogate in any string or key. Iterative, so a deeply
+    nested value cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "Numbers must be finite: NaN, Infinity and 1e400 cannot be stored."
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "Text must not contain a NUL character (\\u0000)."
+            if not item.isascii() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in item):
+                return "Text must not contain an unpaired surrogate (\\ud800-\\udfff)."
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return ""
+
+
+class StorableJSONField(forms.JSONField):
+    """The admin's JSON form field: a value jsonb cannot store (see
+    :func:`json_unstorable`) or nested too deeply to read is a form error, and
+    is shown again as typed (Django would re-render the parsed value, and a
+    lone surrogate cannot be written into the UTF-8 page). For a NOT NULL
+    column (``null=False``) an emptied field gives ``when_empty`` (the model
+    field's default) and a JSON ``null`` is a form error: Django would save
+    NULL and answer 500 with an IntegrityError."""
+
+    def __init__(self, *, null: bool = True, when_empty: Any = None, **kwargs) -> None:
+        self.null = null
+        self.when_empty = when_empty
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if not self.disabled and not self.null and value in self.empty_values:
+            return copy.deepcopy(self.when_empty)
+        try:
+            converted = super().to_python(value)
+        except RecursionError as exc:
+            raise DjangoValidationError("The JSON is nested too deeply.", code="invalid") from exc
+        if converted is None and not self.null and not self.disabled:
+            raise DjangoValidationError("Give a JSON value other than null.", code="null")
+        problem = json_unstorable(converted)
+        if problem:
+            raise DjangoValidationError(problem, code="invalid")
+        return converted
+
+    def bound_data(self, data, initial):
+        try:
+            value = super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+        if not self.disabled and not isinstance(value, InvalidJSONInput) and json_unstorable(value):
+            return InvalidJSONInput(data)
+        return value
 
 
 def member_can(request: HttpRequest, capability: str) -> bool:
@@ -194,6 +259,7 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     #: capability needed to add, change and delete; everyone in the tenant may view
     edit_capability: str = Capability.CONFIGURE
     view_capability: str = Capability.VIEW
+    formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
 
     # --- scoping ---------------------------------------------------------------
     def get_queryset(self, request):
@@ -240,6 +306,13 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         scope_related_choices(request, db_field, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.JSONField):
+            kwargs.setdefault("null", db_field.null)
+            if not db_field.null and db_field.has_default():
+                kwargs.setdefault("when_empty", db_field.get_default())
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if not change and not obj.tenant_id:

@@ -37,8 +37,32 @@ _DRF_CODES = {
 }
 
 
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made UTF-8 encodable. An error may quote the
+    bad input back ("'\\ud800' is not a valid choice."), and DRF's renderer
+    writes UTF-8: a lone surrogate would turn the 4xx into a 500."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF exception handler: every error becomes the one JSON shape."""
+    response = _handle(exc, context)
+    if response is not None:
+        response.data = _encodable(response.data)
+    return response
+
+
+def _handle(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
     if isinstance(exc, Http404):

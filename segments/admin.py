@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from retention import clock
-from retention.admin_base import TenantAdmin, tenant_related_filter
+from retention.admin_base import StorableJSONField, TenantAdmin, tenant_related_filter
 from retention.errors import Conflict, InvalidInput, json_error
 from segments import customer_admin, rules  # noqa: F401  (customer_admin adds customer panels)
 from segments.models import (
@@ -127,7 +127,7 @@ class SegmentForm(forms.ModelForm):
     API); the "Preview members" button re-renders the bound form with the
     member count and never saves."""
 
-    conditions = forms.JSONField(
+    conditions = StorableJSONField(
         required=False,
         initial=list,
         widget=ConditionBuilderWidget,

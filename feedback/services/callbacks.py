@@ -531,12 +531,7 @@ def callback_log_contact(
     _require_worker(callback.tenant_id, agent)
     if outcome not in ContactOutcome.values:
         raise InvalidInput("Choose an outcome.", fields={"outcome": "Choose an outcome."})
-    notes = (notes or "").strip()
-    if len(notes) > NOTES_MAX:
-        raise InvalidInput(
-            f"Keep the notes under {NOTES_MAX} characters.",
-            fields={"notes": f"At most {NOTES_MAX} characters."},
-        )
+    notes = _clean_notes(notes, "notes")
     now = clock.now()
     if follow_up_at is not None:
         if outcome == ContactOutcome.RESOLVED:
@@ -615,16 +610,28 @@ def callback_schedule_follow_up(
         )
 
 
+def _clean_notes(value: str, field: str) -> str:
+    """An agent's free text, stripped; too long, or with a NUL character (which
+    PostgreSQL text and jsonb cannot store), is a field error."""
+    value = (value or "").strip()
+    if len(value) > NOTES_MAX:
+        raise InvalidInput(
+            f"Keep the {field} under {NOTES_MAX} characters.",
+            fields={field: f"At most {NOTES_MAX} characters."},
+        )
+    if "\x00" in value:
+        raise InvalidInput(
+            f"Remove the NUL character (\\x00) from the {field}.",
+            fields={field: "Remove the NUL character (\\x00)."},
+        )
+    return value
+
+
 def callback_resolve(*, callback: Callback, agent: User, note: str = "") -> Callback:
     """Close the callback (nothing more to do). Resolving it again changes
     nothing; a callback someone else holds is theirs to resolve."""
     _require_worker(callback.tenant_id, agent)
-    note = (note or "").strip()
-    if len(note) > NOTES_MAX:
-        raise InvalidInput(
-            f"Keep the note under {NOTES_MAX} characters.",
-            fields={"note": f"At most {NOTES_MAX} characters."},
-        )
+    note = _clean_notes(note, "note")
     with transaction.atomic():
         locked = _locked(callback)
         if locked.status == CallbackStatus.DONE:

@@ -338,6 +338,8 @@ def _clean_answer(
     ):
         if not isinstance(raw, str):
             errors[name] = "Give text."
+        elif "\x00" in raw:  # PostgreSQL text cannot hold it: a 500 if let through
+            errors[name] = "Remove the NUL character (\\x00) from the text."
         elif len(raw.strip()) > limit:
             errors[name] = f"Please keep it to {limit} characters."
         else:
