@@ -24,7 +24,7 @@ class InboxMessageSerializer(serializers.ModelSerializer):
     text = serializers.CharField(source="body_text")
     status = enum_field(Status, "MessageStatus")
     read = serializers.SerializerMethodField()
-    read_at = serializers.DateTimeField(source="opened_at")
+    read_at = serializers.DateTimeField(source="opened_at", allow_null=True)
 
     class Meta:
         model = Message

@@ -9,6 +9,8 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from retention.models import AuditEntry, Tenant
 
@@ -101,7 +103,22 @@ class AuditEntryViewSet(
         return super().get_queryset().select_related("actor_user", "actor_api_key")
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+        "example": "09:00:00",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time in the tenant's time zone: ``HH:MM:SS`` without an
+    offset, so not JSON Schema's ``time`` format (which requires one)."""
+
+
 class TenantSerializer(serializers.ModelSerializer):
+    business_hours_start = LocalTimeField(read_only=True, help_text="In the tenant's time zone.")
+    business_hours_end = LocalTimeField(read_only=True, help_text="In the tenant's time zone.")
+
     class Meta:
         model = Tenant
         fields = [
@@ -115,12 +132,13 @@ class TenantSerializer(serializers.ModelSerializer):
         ]
 
 
-class CurrentTenantViewSet(viewsets.ViewSet):
+class CurrentTenantView(APIView):
+    """One object, the key's tenant: a plain view, so the schema documents an
+    object (a viewset's ``list`` is documented as an array)."""
+
     @extend_schema(
         summary="The tenant this API key belongs to",
         responses={200: TenantSerializer, **ERROR_RESPONSES},
     )
-    def list(self, request):
-        from rest_framework.response import Response
-
+    def get(self, request):
         return Response(TenantSerializer(request.auth.tenant).data)

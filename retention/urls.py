@@ -10,10 +10,10 @@ router = DefaultRouter(trailing_slash=True)
 router.include_format_suffixes = False
 router.include_root_view = False
 router.register("audit-log", api.AuditEntryViewSet, basename="audit-log")
-router.register("tenant", api.CurrentTenantViewSet, basename="tenant")
 
 api_urlpatterns = [
     path("", include(router.urls)),
+    path("tenant/", api.CurrentTenantView.as_view(), name="current-tenant"),
     path("", include("commerce.api_urls")),
     path("", include("segments.api_urls")),
     path("", include("messaging.api_urls")),

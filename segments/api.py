@@ -131,6 +131,9 @@ class SegmentDetailSerializer(SegmentSerializer):
 
 
 class SegmentMemberSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(
+        read_only=True, help_text="The primary email; empty when none is known."
+    )
     since = serializers.DateTimeField(
         read_only=True,
         allow_null=True,
