@@ -23,6 +23,7 @@ this is platform work, and each update is scoped to the message's tenant.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -36,8 +37,10 @@ from retention import clock
 
 logger = logging.getLogger(__name__)
 
-# Messages asked about per sweep: lookups are one HTTP request each.
+# Messages asked about per sweep: lookups are one HTTP request each, and a
+# slow provider must not hold the sweeper up for long (the rest wait a run).
 RECONCILE_LIMIT = 200
+RECONCILE_BUDGET_SECONDS = 20.0
 # Past this age an unknown message is left to a person.
 RECONCILE_MAX_AGE = timedelta(days=3)
 
@@ -66,7 +69,10 @@ def messages_reconcile(
     )
     counts: Counter[str] = Counter()
     settings_of: dict[int, MessagingSettings] = {}
+    stop_at = time.monotonic() + RECONCILE_BUDGET_SECONDS
     for message in waiting:
+        if time.monotonic() > stop_at:
+            break
         adapter = adapter_for(message.channel)
         if adapter is None:
             continue  # no provider configured now: nothing to ask

@@ -114,3 +114,13 @@ def test_a_callback_that_came_first_is_not_overwritten(tenant, sender, fake_prov
 
     assert messages_reconcile(now=message.updated_at + reconcile_after()) == {}
     assert _reload(message).status == Status.DELIVERED
+
+
+def test_a_sweep_stops_asking_once_its_time_budget_is_spent(
+    tenant, sender, fake_provider, now, monkeypatch
+):
+    message = _worker_lost(tenant, _customer(tenant), "m", now)
+    monkeypatch.setattr("messaging.services.reconcile.RECONCILE_BUDGET_SECONDS", -1.0)
+
+    assert messages_reconcile(now=message.updated_at + reconcile_after()) == {}
+    assert _reload(message).status == Status.UNKNOWN  # asked on a later run
