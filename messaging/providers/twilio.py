@@ -66,8 +66,9 @@ def configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
 
 
-def send(outgoing: Outgoing) -> str:
-    client = _client(
+def _current_client() -> Client:
+    """This process's and thread's client for the current settings."""
+    return _client(
         os.getpid(),
         threading.get_ident(),
         settings.TWILIO_ACCOUNT_SID,
@@ -76,6 +77,10 @@ def send(outgoing: Outgoing) -> str:
         settings.PROVIDER_CONNECT_TIMEOUT,
         settings.PROVIDER_TIMEOUT,
     )
+
+
+def send(outgoing: Outgoing) -> str:
+    client = _current_client()
     try:
         message = client.messages.create(
             to=outgoing.to,
@@ -113,15 +118,7 @@ def lookup(outgoing: Outgoing, *, since: datetime) -> str | None:
     a message, so this matches on content and time: two identical texts to one
     number queued within the same second read as one."""
     floor = since.replace(microsecond=0)
-    client = _client(
-        os.getpid(),
-        threading.get_ident(),
-        settings.TWILIO_ACCOUNT_SID,
-        settings.TWILIO_AUTH_TOKEN,
-        settings.TWILIO_API_BASE_URL,
-        settings.PROVIDER_CONNECT_TIMEOUT,
-        settings.PROVIDER_TIMEOUT,
-    )
+    client = _current_client()
     try:
         messages = client.messages.list(
             to=outgoing.to, from_=outgoing.from_address, limit=LOOKUP_PAGE
