@@ -19,11 +19,9 @@ import time
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count
 
-from commerce.models import Customer
-from messaging.models import Message, Status
-from messaging.services.outbox import Content, MessageIn, messages_enqueue_many, messaging_settings
+from messaging.models import Status
+from messaging.services.outbox import messages_enqueue_many
 from messaging.services.reconcile import messages_reconcile, reconcile_after
 from messaging.services.send import LEASE
 from messaging.services.sweep import DISPATCH_GRACE, messages_dispatch_due, messages_recover
@@ -31,6 +29,7 @@ from retention import clock
 from retention.celery import app as celery_app
 from tests.faults.conftest import wait_quiet, wait_until, worker_log, worker_process
 from tests.faults.pgproxy import PgProxy
+from tests.faults.sends import shipped_emails, statuses
 from tests.workers import worker_env
 
 MESSAGES = int(os.environ.get("FAULT_SENDS", "2000"))
@@ -38,11 +37,6 @@ CUSTOMERS = 200
 CONCURRENCY = 2
 DOWN_SECONDS = 3.0
 RETRIED = re.compile(r"Task messaging\.send_batch\[[0-9a-f-]+\] retry: Retry in")
-
-
-def _statuses(tenant) -> dict[str, int]:
-    rows = Message.objects.for_tenant(tenant).values("status").annotate(n=Count("id"))
-    return {r["status"]: r["n"] for r in rows}
 
 
 def _terminate(ports: list[int]) -> list[int]:
@@ -70,22 +64,7 @@ def test_postgres_restarted_mid_send_sends_every_message_at_most_once(
     transactional_db, tenant, fake_provider, broker
 ):
     # given a store with MESSAGES transactional emails queued, their tasks in Redis
-    ms = messaging_settings(tenant)
-    ms.from_email, ms.quiet_hours_enabled = "shop@alpha.example", False
-    ms.save()
-    customers = Customer.objects.bulk_create(
-        Customer(tenant=tenant, email=f"buyer{i}@shop.example") for i in range(CUSTOMERS)
-    )
-    items = [
-        MessageIn(
-            idempotency_key=f"order:{i}:shipped",
-            customer=customers[i % CUSTOMERS],
-            channel="email",
-            category="transactional",
-            content=Content(subject="Shipped", text=f"Order {i} shipped"),
-        )
-        for i in range(MESSAGES)
-    ]
+    items = shipped_emails(tenant, MESSAGES, CUSTOMERS)
     before = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
     db = connection.settings_dict
@@ -115,7 +94,7 @@ def test_postgres_restarted_mid_send_sends_every_message_at_most_once(
                 at_restart = fake_provider.total
                 assert killed, "no worker session was terminated"
                 assert at_restart < MESSAGES, "the worker finished first; raise MESSAGES"
-                stranded = _statuses(tenant)
+                stranded = statuses(tenant)
 
                 # then it goes on with the queue on new connections
                 wait_until(
@@ -126,9 +105,9 @@ def test_postgres_restarted_mid_send_sends_every_message_at_most_once(
                 wait_until(
                     lambda: _idle(broker),
                     seconds=30,
-                    what=lambda: (_statuses(tenant), worker.poll(), worker_log(worker)),
+                    what=lambda: (statuses(tenant), worker.poll(), worker_log(worker)),
                 )
-                wait_quiet(lambda: (fake_provider.total, _statuses(tenant)), seconds=20)
+                wait_quiet(lambda: (fake_provider.total, statuses(tenant)), seconds=20)
                 # and the sweeper, run after the cut batches' leases are over,
                 # settles them; rows it puts back are sent by its next run (they
                 # count as fresh for DISPATCH_GRACE), as beat would every 30 s
@@ -139,12 +118,12 @@ def test_postgres_restarted_mid_send_sends_every_message_at_most_once(
                 dispatched = [messages_dispatch_due(now=later)]
                 for tick in range(1, 4):
                     wait_until(lambda: _idle(broker), seconds=20, what=lambda: worker_log(worker))
-                    wait_quiet(lambda: (fake_provider.total, _statuses(tenant)), quiet=1.0)
-                    if set(_statuses(tenant)) == {Status.SENT}:
+                    wait_quiet(lambda: (fake_provider.total, statuses(tenant)), quiet=1.0)
+                    if set(statuses(tenant)) == {Status.SENT}:
                         break
                     dispatched.append(messages_dispatch_due(now=later + tick * DISPATCH_GRACE))
-                assert set(_statuses(tenant)) == {Status.SENT}, (
-                    _statuses(tenant),
+                assert set(statuses(tenant)) == {Status.SENT}, (
+                    statuses(tenant),
                     worker_log(worker),
                 )
                 time.sleep(1)  # a straggling duplicate task would have called by now
@@ -165,7 +144,7 @@ def test_postgres_restarted_mid_send_sends_every_message_at_most_once(
     # Every message reached the provider exactly once and is recorded sent.
     assert fake_provider.total == sum(counts.values()) == MESSAGES
     assert [pk for pk in ids if fake_provider.accepted[str(pk)] != 1] == []
-    assert _statuses(tenant) == {Status.SENT: MESSAGES}
+    assert statuses(tenant) == {Status.SENT: MESSAGES}
     # Only a call in flight in each pool process when its session died was in
     # doubt, and the provider settled it.
     assert recovered["unknown"] <= CONCURRENCY, (stranded, recovered, log)
