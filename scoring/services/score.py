@@ -242,9 +242,11 @@ def scores_write(
     )
 
 
+# No key on the temporary table: the frame's index is unique, and a repeated
+# customer would still fail the upsert ("cannot affect row a second time").
 _CREATE_TEMP = """
 CREATE TEMPORARY TABLE scoring_in (
-    customer_id bigint PRIMARY KEY, p_churn float8, expected_orders float8, band text,
+    customer_id bigint, p_churn float8, expected_orders float8, band text,
     tier text, reasons jsonb, action text, contacted boolean, entered boolean
 ) ON COMMIT DROP
 """
