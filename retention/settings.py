@@ -251,6 +251,11 @@ PROVIDER_TIMEOUT = env.float("PROVIDER_TIMEOUT", default=10.0)
 # message it accepted (SendGrid's activity feed: minutes).
 MESSAGING_RECONCILE_AFTER_SECONDS = env.int("MESSAGING_RECONCILE_AFTER_SECONDS", default=900)
 
+# Webhook intake: after a process has seen a drain queued for a store, for this
+# many seconds it stores further webhooks of that store without asking Redis
+# (each drain checks once more this long after it ends; commerce.tasks).
+INBOX_KICK_MEMO_SECONDS = env.float("INBOX_KICK_MEMO_SECONDS", default=0.05)
+
 # --- Email to staff (rising-interest alerts to owners) ----------------------------
 # Shoppers' messages go through the messaging outbox, not here. Default: printed
 # to the console; set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
