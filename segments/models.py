@@ -130,6 +130,11 @@ class CustomerRFM(TenantOwnedModel):
             # Tier counts, and tier member pages in customer order.
             models.Index(fields=["tenant", "tier", "customer"], name="rfm_tenant_tier_cust"),
             models.Index(fields=["tenant", "last_order_at"], name="rfm_tenant_last_order"),
+            # The nightly recompute merges the stored rows with the orders'
+            # aggregate in customer order: read in that order, not sorted
+            # (the planner does not take the unique index's order once the
+            # tenant is fixed inside the full join). 0.1 s at a million.
+            models.Index(fields=["customer"], name="rfm_customer"),
         ]
 
     def __str__(self) -> str:

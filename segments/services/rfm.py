@@ -166,10 +166,12 @@ WITH joined AS MATERIALIZED (
     SELECT coalesce(a.customer_id, c.customer_id) AS id,
            a.first_order_at, a.last_order_at, a.orders_total, a.frequency, a.monetary,
            c.customer_id IS NULL AS is_new, a.customer_id IS NULL AS is_gone,
-           c.first_order_at AS old_first_order_at, c.last_order_at AS old_last_order_at,
-           c.orders_total AS old_orders_total, c.frequency AS old_frequency,
-           c.monetary AS old_monetary, c.r_score AS old_r_score, c.f_score AS old_f_score,
-           c.m_score AS old_m_score, c.tier AS old_tier
+           (c.first_order_at, c.last_order_at, c.orders_total, c.frequency, c.monetary)
+               IS NOT DISTINCT FROM
+               (a.first_order_at, a.last_order_at, a.orders_total, a.frequency, a.monetary)
+               AS same_measures,
+           c.r_score AS old_r_score, c.f_score AS old_f_score, c.m_score AS old_m_score,
+           c.tier AS old_tier
     FROM (
         SELECT customer_id,
                min(placed_at) AS first_order_at,
@@ -229,12 +231,9 @@ SELECT id, first_order_at, last_order_at, orders_total, frequency, monetary,
        NULL::timestamptz[] AS edge_r, NULL::bigint[] AS edge_f, NULL::bigint[] AS edge_m,
        NULL::bigint AS buyers
 FROM tiered
-WHERE is_new OR is_gone
-   OR (old_first_order_at, old_last_order_at, old_orders_total, old_frequency, old_monetary,
-       old_r_score, old_f_score, old_m_score, old_tier)
-      IS DISTINCT FROM
-      (first_order_at, last_order_at, orders_total, frequency, monetary,
-       r_score, f_score, m_score, tier)
+WHERE is_new OR is_gone OR NOT same_measures
+   OR (old_r_score, old_f_score, old_m_score, old_tier)
+      IS DISTINCT FROM (r_score, f_score, m_score, tier)
 -- One more row, with no id (so no write below matches it): the edges and the
 -- number of buyers, for the per-customer refresh until the next recompute.
 UNION ALL
