@@ -101,7 +101,10 @@ def drain_inbox(tenant_id: int, trail: float = 0.0, trailing: bool = False) -> b
         drain_inbox.apply_async((tenant_id,), {"trail": trail}, queue=INGEST_QUEUE)
     elif trail > 0 and not trailing:
         drain_inbox.apply_async(
-            (tenant_id,), {"trailing": True}, countdown=trail, queue=INGEST_QUEUE
+            (tenant_id,),
+            {"trailing": True},
+            countdown=min(trail, settings.CELERY_MAX_COUNTDOWN),
+            queue=INGEST_QUEUE,
         )
     return more
 
