@@ -7,7 +7,7 @@ a bare ``COPY`` of the same file into an unlogged table (the ceiling) in the sam
 Creates the database if missing, migrates it, makes a fresh tenant, generates a
 deterministic generic CSV in a temporary directory (about rows/4 customers and
 rows*2/5 orders, 0.01% bad rows), imports it with the ``import_orders`` service,
-and removes the tenant's rows afterwards unless ``--keep``.
+and removes the tenant's imported rows (deactivating the tenant) unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def delete_tenant(tenant) -> None:
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(table), [tenant.pk]
             )
-        tenant.delete()
+        # The tenant row itself stays, deactivated: its default journeys,
+        # templates and segments protect it from deletion.
+        type(tenant).objects.filter(pk=tenant.pk).update(is_active=False)
 
 
 def main() -> None:
