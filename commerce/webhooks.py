@@ -386,7 +386,10 @@ def _insert_prepared(params: list) -> tuple | None:
     parses and plans it once per connection, not once per webhook (pgbench,
     4 clients: 8,100 inserts/s unprepared, 11,400 prepared). Django's cursors
     bind parameters client-side, which cannot prepare, so this one cursor is
-    psycopg's own, with errors still translated into Django's."""
+    psycopg's own, with errors still translated into Django's, after the
+    same per-request health check a Django cursor makes (a connection that
+    died with a PostgreSQL restart is replaced, not used)."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with (
         connection.wrap_database_errors,
