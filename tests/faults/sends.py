@@ -17,10 +17,15 @@ def shipped_emails(tenant, count: int, customers: int = 200) -> list[MessageIn]:
     buyers = Customer.objects.bulk_create(
         Customer(tenant=tenant, email=f"buyer{i}@shop.example") for i in range(customers)
     )
+    return shipped_messages(buyers, count)
+
+
+def shipped_messages(buyers: list, count: int) -> list[MessageIn]:
+    """``count`` "order shipped" emails, one per order, to the buyers in turn."""
     return [
         MessageIn(
             idempotency_key=f"order:{i}:shipped",
-            customer=buyers[i % customers],
+            customer=buyers[i % len(buyers)],
             channel="email",
             category="transactional",
             content=Content(subject="Shipped", text=f"Order {i} shipped"),

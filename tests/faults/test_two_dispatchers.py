@@ -20,10 +20,11 @@ from commerce.models import Customer
 from journeys.models import LIVE_STATUSES, Enrollment, EnrollmentStatus, StepRun
 from journeys.services.definitions import journey_create
 from messaging.models import Message, Status, Template
-from messaging.services.outbox import Content, MessageIn, messages_enqueue_many, messaging_settings
+from messaging.services.outbox import messages_enqueue_many, messaging_settings
 from retention import clock
 from retention.celery import app as celery_app
 from tests.faults.conftest import beat_process, wait_quiet, wait_until, worker_log, worker_process
+from tests.faults.sends import shipped_messages
 from tests.workers import worker_env
 
 ENROLLMENTS = 600
@@ -104,16 +105,7 @@ def test_two_dispatchers_and_two_beats_act_on_every_due_step_once(
         with transaction.atomic():
             backlog = messages_enqueue_many(
                 tenant=tenant,
-                items=[
-                    MessageIn(
-                        idempotency_key=f"order:{i}:shipped",
-                        customer=customers[i % ENROLLMENTS],
-                        channel="email",
-                        category="transactional",
-                        content=Content(subject="Shipped", text=f"Order {i} shipped"),
-                    )
-                    for i in range(BACKLOG)
-                ],
+                items=shipped_messages(customers, BACKLOG),
             )
         broker.delete("dispatch")
         Message.objects.for_tenant(tenant).filter(pk__in=backlog.ids.values()).update(
