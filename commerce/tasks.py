@@ -66,12 +66,14 @@ def kick_inbox(*, tenant_id: int) -> None:
     its trailing check, ``memo`` seconds after D ends, runs after t0 + memo:
     after the commit of every entry whose kick was skipped."""
     try:
-        if not _coalescing():
-            drain_inbox.apply_async((tenant_id,), queue=INGEST_QUEUE)
-            return
         memo = settings.INBOX_KICK_MEMO_SECONDS
         asked_at = time.monotonic()
+        # Only a coalescing process records a sighting, so this needs no look
+        # at Celery's configuration first (that lookup cost as much as the rest).
         if asked_at - _SEEN_QUEUED.get(tenant_id, float("-inf")) < memo:
+            return
+        if not _coalescing():
+            drain_inbox.apply_async((tenant_id,), queue=INGEST_QUEUE)
             return
         # The key is set when a drain is queued and cleared when it starts: while
         # it is set, a queued drain that has not looked yet will see this entry.
