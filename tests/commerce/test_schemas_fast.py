@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from commerce import schemas
+from commerce import fastfields, schemas
 from commerce.ingest import TOPICS
 
 SCHEMAS = sorted(
@@ -60,6 +60,16 @@ scalars = st.one_of(
             "12",
             "https://shop.example/cart/1",
             "expensive",
+            " SKU-1",
+            "SKU-1 ",
+            "SKU-\u00e9",
+            "0019.90",
+            "19.999",
+            "1234567890123",
+            "1_000",
+            "100000",
+            "100001",
+            "EUR ",
         ]
     ),
 )
@@ -142,5 +152,44 @@ def test_the_shortcut_is_what_webhooks_use_and_skips_absent_fields():
     fast = bound.run_validation(order)
     assert _same(_run(schemas.OrderPayload, order, fast=False), ("ok", fast))
     assert schemas.Payload.fast is True
-    skipped = [name for _, name, _, skippable, _ in bound._plan() if skippable]
-    assert "number" in skipped and "id" not in skipped
+    plan = {entry[1]: entry for entry in bound._plan()}
+    assert plan["number"][3] == schemas._MISSING_SKIPS
+    assert plan["status"][3] == schemas._MISSING_DEFAULTS
+    assert plan["id"][3] == schemas._MISSING_RUNS
+    # and the usual fields of an order have a shortcut
+    line = {entry[1]: entry for entry in bound.fields["lines"].child._plan()}
+    assert all(plan[name][5] for name in ("id", "status"))
+    assert all(line[name][5] for name in ("sku", "quantity", "unit_price"))
+
+
+SHORTCUT_FIELDS = [
+    pytest.param(field, id=f"{schema.__name__}.{name}")
+    for schema in SCHEMAS
+    for name, field in schema().fields.items()
+    if fastfields.converter(field) is not None
+]
+plain_values = st.one_of(
+    scalars,
+    st.from_regex(r"\A[0-9]{1,16}(\.[0-9]{1,4})?\Z"),
+    st.from_regex(r"\A\s?[A-Za-z0-9_-]{0,120}\s?\Z"),
+    st.integers(-(10**20), 10**20),
+    st.sampled_from(["paid", "pending", "refunded", "EUR"]),
+)
+
+
+@pytest.mark.parametrize("field", SHORTCUT_FIELDS)
+@settings(max_examples=200, deadline=None)
+@given(value=plain_values)
+def test_a_field_shortcut_returns_what_drf_returns_or_defers_to_it(field, value):
+    fast = fastfields.converter(field)(value)
+    if fast is fastfields.SLOW:
+        return
+    assert _same(fast, field.run_validation(value))
+
+
+def test_shortcuts_cover_the_plain_field_kinds_and_only_them():
+    assert len(SHORTCUT_FIELDS) > 20
+    assert fastfields.converter(serializers.EmailField()) is None  # a subclass: DRF's
+    assert fastfields.converter(serializers.IntegerField()) is None  # unbounded: DRF's
+    custom = serializers.CharField(validators=[lambda v: None])
+    assert fastfields.converter(custom) is None
