@@ -1,9 +1,10 @@
 """Storefront webhooks: verify, validate, store raw in the inbox, answer 202.
 
-This is the hot path, so these are plain Django views (no DRF): two queries per
-accepted webhook (the tenant's secrets, then one ``INSERT … ON CONFLICT DO
-NOTHING RETURNING id``) and the processing task enqueued after commit. Every
-parser is guarded; bad input gets a 4xx JSON error, never a 5xx.
+This is the hot path, so these are plain Django views (no DRF): one round trip
+to PostgreSQL per accepted webhook, the ``INSERT … ON CONFLICT DO NOTHING
+RETURNING id`` (the tenant's secrets are cached per process, and the insert is
+the connection's health check), then the processing task kicked after commit.
+Every parser is guarded; bad input gets a 4xx JSON error, never a 5xx.
 """
 
 from __future__ import annotations
