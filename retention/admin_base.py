@@ -259,7 +259,12 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     #: capability needed to add, change and delete; everyone in the tenant may view
     edit_capability: str = Capability.CONFIGURE
     view_capability: str = Capability.VIEW
-    formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
+    formfield_overrides = {
+        models.JSONField: {"form_class": StorableJSONField},
+        # A link typed without a scheme is https (Django 6's default, asked for
+        # now; the admin's own widget kept, since an override replaces it).
+        models.URLField: {"widget": admin_widgets.AdminURLFieldWidget, "assume_scheme": "https"},
+    }
 
     # --- scoping ---------------------------------------------------------------
     def get_queryset(self, request):

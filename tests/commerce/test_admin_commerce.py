@@ -277,3 +277,28 @@ def test_raw_id_of_other_tenants_customer_is_refused_without_its_label(
     assert "Eve" not in body
     cart.refresh_from_db()
     assert cart.customer_id == people["bob"].pk
+
+
+def test_a_link_typed_without_a_scheme_is_saved_as_https(marketer_client, tenant, people):
+    from commerce.models import Cart
+
+    cart = Cart.objects.create(tenant=tenant, external_id="c-2", customer=people["bob"])
+    url = reverse("admin:commerce_cart_change", args=[cart.pk])
+    assert 'type="url"' in marketer_client.get(url).content.decode()  # the admin's URL widget
+    form = {
+        "source": "storefront",
+        "external_id": "c-2",
+        "status": "active",
+        "currency": "EUR",
+        "total": "0",
+        "items": "[]",
+        "recovery_url": "shop.example/cart/2",
+        "updated_at_0": "2026-11-20",
+        "updated_at_1": "10:00:00",
+        "customer": people["bob"].pk,
+        "order": "",
+    }
+    resp = marketer_client.post(url, form)
+    assert resp.status_code == 302, resp.content.decode()[-2000:]
+    cart.refresh_from_db()
+    assert cart.recovery_url == "https://shop.example/cart/2"
