@@ -66,6 +66,7 @@ class ScoringSettingsForm(forms.ModelForm):
             "nightly_hour",
             "train_weekday",
             "min_buyers_for_model",
+            "history_days",
         ]
 
     def clean(self):
@@ -104,6 +105,7 @@ class ScoringSettingsAdmin(TenantAdmin):
                     "nightly_hour",
                     "train_weekday",
                     "min_buyers_for_model",
+                    "history_days",
                     "last_nightly_at",
                     "last_trained_at",
                     "last_scored_at",

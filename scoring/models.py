@@ -96,6 +96,12 @@ class ScoringSettings(TenantOwnedModel):
         help_text="With fewer buyers (or under two horizons of history) the store is scored "
         "by the buy-till-you-die model alone.",
     )
+    history_days = models.PositiveIntegerField(
+        default=400,
+        validators=[MinValueValidator(30), MaxValueValidator(3650)],
+        help_text="Nightly scores older than this many days are deleted after each run; "
+        "every customer's latest score is kept, however old.",
+    )
     last_nightly_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_trained_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_scored_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -200,6 +206,8 @@ class ChurnScoreHistory(TenantOwnedModel):
                 fields=["tenant", "customer", "as_of"], name="churnhistory_cust_asof_uniq"
             )
         ]
+        # The nightly pruning finds a night's rows by their date.
+        indexes = [models.Index(fields=["tenant", "as_of"], name="churnhistory_asof")]
 
 
 class ActionPolicy(TenantOwnedModel):

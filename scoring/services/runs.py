@@ -7,7 +7,8 @@ ranges that together cover every customer, about ``CHUNK_SIZE`` each.
 so a chunk is either wholly written and done, or not at all and run again; a
 second worker finding it locked or done steps aside. The last chunk to finish
 closes the run: it judges the outcomes of chosen actions whose horizon has
-passed and refreshes the rule segments that read churn scores.
+passed, refreshes the rule segments that read churn scores and prunes the
+score history (``services.history``).
 
 ``churn_score`` does all of it in-process (the ``score_churn`` command); the
 nightly task fans the chunks out to the ``scoring`` queue (``scoring.tasks``).
@@ -26,6 +27,7 @@ from commerce.models import Order
 from retention import clock
 from scoring.data import read_frame
 from scoring.models import ChosenAction, ModelVersion, RunStatus, ScoringChunk, ScoringRun
+from scoring.services.history import history_prune
 from scoring.services.score import churn_score_range
 from scoring.services.setup import scoring_settings
 from scoring.services.train import churn_train, version_for
@@ -162,6 +164,7 @@ def run_finish(run_id: int) -> bool:
         "scoring.run_done tenant_id=%s as_of=%s scored=%s entered=%s",
         run.tenant_id, run.as_of.isoformat(), run.scored, run.entered,
     )  # fmt: skip
+    history_prune(run.tenant_id)
     return True
 
 

@@ -274,6 +274,7 @@ GOOD_SETTINGS = {
     "nightly_hour": "4",
     "train_weekday": "6",
     "min_buyers_for_model": "200",
+    "history_days": "180",
 }
 
 
@@ -303,6 +304,7 @@ def test_a_marketer_changes_the_settings(marketer_client, tenant):
     assert response.status_code == 302
     mine.refresh_from_db()
     assert (mine.horizon_days, mine.medium_from, mine.high_from) == (60, 0.4, 0.7)
+    assert mine.history_days == 180
     assert mine.updated_at == NOW
     entry = AuditEntry.objects.for_tenant(tenant).get(object_type="scoring.scoringsettings")
     assert entry.changes["horizon_days"] == [90, 60]
