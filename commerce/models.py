@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
@@ -47,6 +47,13 @@ class CommerceSettings(TenantOwnedModel):
         max_length=200,
         blank=True,
         help_text="The app's shared secret, used to verify Shopify webhooks.",
+    )
+    inbox_keep_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Processed webhooks are deleted from the inbox this many days after they "
+        "arrived; one re-sent after that is applied again, like a late event. Pending "
+        "and failed ones are kept.",
     )
 
     class Meta:

@@ -12,6 +12,8 @@
   pending entries nobody is draining (a lost kick, a broker restart, or an
   out-of-order event whose backoff has passed): delayed, never lost.
 - ``commerce.mark_abandoned_carts`` (beat, every 5 minutes).
+- ``commerce.prune_inbox`` (beat, hourly): delete each tenant's processed
+  entries older than its ``inbox_keep_days``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from celery import shared_task
 from django.conf import settings
 
 from commerce.models import InboxEntry, InboxStatus
-from commerce.services.inbox import inbox_drain, inbox_process
+from commerce.services.inbox import inbox_drain, inbox_process, inbox_prune
 from retention import clock
 from retention.models import Tenant
 
@@ -151,3 +153,12 @@ def mark_abandoned_carts() -> int:
     for tenant in Tenant.objects.filter(is_active=True):
         total += carts_mark_abandoned(tenant=tenant)
     return total
+
+
+@shared_task(name="commerce.prune_inbox")
+def prune_inbox() -> int:
+    """Every active tenant's processed entries past its keep days; returns how many."""
+    return sum(
+        inbox_prune(tenant_id=tenant_id)
+        for tenant_id in Tenant.objects.filter(is_active=True).values_list("pk", flat=True)
+    )

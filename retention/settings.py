@@ -308,6 +308,8 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "commerce-sweep-inbox": {"task": "commerce.sweep_inbox", "schedule": 60.0},
     "commerce-mark-abandoned-carts": {"task": "commerce.mark_abandoned_carts", "schedule": 300.0},
+    # Deletes processed webhooks past each store's inbox keep days.
+    "commerce-prune-inbox": {"task": "commerce.prune_inbox", "schedule": 3600.0},
     # Queues each tenant's nightly segment recompute once its local night hour comes.
     "segments-schedule-nightly": {"task": "segments.schedule_nightly", "schedule": 900.0},
     # Sends what is due (deferred, retried, lost on the way), recovers batches of

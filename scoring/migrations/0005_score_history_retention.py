@@ -5,21 +5,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('commerce', '0005_privacy_erasure'),
-        ('retention', '0002_drop_redundant_tenant_index'),
-        ('scoring', '0004_churnscore_hot_updates'),
+        ("commerce", "0005_privacy_erasure"),
+        ("retention", "0002_drop_redundant_tenant_index"),
+        ("scoring", "0004_churnscore_hot_updates"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scoringsettings',
-            name='history_days',
-            field=models.PositiveIntegerField(default=400, help_text="Nightly scores older than this many days are deleted after each run; every customer's latest score is kept, however old.", validators=[django.core.validators.MinValueValidator(30), django.core.validators.MaxValueValidator(3650)]),
+            model_name="scoringsettings",
+            name="history_days",
+            field=models.PositiveIntegerField(
+                default=400,
+                help_text="Nightly scores older than this many days are deleted after each run; every customer's latest score is kept, however old.",
+                validators=[
+                    django.core.validators.MinValueValidator(30),
+                    django.core.validators.MaxValueValidator(3650),
+                ],
+            ),
         ),
         migrations.AddIndex(
-            model_name='churnscorehistory',
-            index=models.Index(fields=['tenant', 'as_of'], name='churnhistory_asof'),
+            model_name="churnscorehistory",
+            index=models.Index(fields=["tenant", "as_of"], name="churnhistory_asof"),
         ),
     ]
