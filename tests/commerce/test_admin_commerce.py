@@ -186,6 +186,7 @@ def _settings_form(**overrides) -> dict:
         "late_delivery_policy": "x",
         "return_instructions": "y",
         "shopify_webhook_secret": "shpss_new",
+        "inbox_keep_days": 14,
     }
     form.update(overrides)
     return form
@@ -211,6 +212,7 @@ def test_marketers_and_owners_edit_commerce_settings(request, tenant, client_fix
     assert resp.status_code == 302
     row.refresh_from_db()
     assert (row.cart_abandon_minutes, row.shopify_webhook_secret) == (45, "shpss_new")
+    assert row.inbox_keep_days == 14
     # one row per tenant: no second one can be added
     assert client.get(reverse("admin:commerce_commercesettings_add")).status_code == 403
     assert CommerceSettings.objects.for_tenant(tenant).count() == 1
@@ -251,16 +253,11 @@ def test_change_pages_with_raw_id_fields_render_scoped_labels(marketer_client, t
     )
 
 
-def test_raw_id_of_other_tenants_customer_is_refused_without_its_label(
-    marketer_client, tenant, people
-):
-    from commerce.models import Cart
-
-    cart = Cart.objects.create(tenant=tenant, external_id="c-1", customer=people["bob"])
-    url = reverse("admin:commerce_cart_change", args=[cart.pk])
-    form = {
+def _cart_form(cart, **changes) -> dict:
+    """The cart change form as the admin posts it, with ``changes``."""
+    return {
         "source": "storefront",
-        "external_id": "c-1",
+        "external_id": cart.external_id,
         "status": "active",
         "currency": "EUR",
         "total": "0",
@@ -268,10 +265,20 @@ def test_raw_id_of_other_tenants_customer_is_refused_without_its_label(
         "recovery_url": "",
         "updated_at_0": "2026-11-20",
         "updated_at_1": "10:00:00",
-        "customer": people["eve"].pk,
+        "customer": cart.customer_id,
         "order": "",
+        **changes,
     }
-    resp = marketer_client.post(url, form)
+
+
+def test_raw_id_of_other_tenants_customer_is_refused_without_its_label(
+    marketer_client, tenant, people
+):
+    from commerce.models import Cart
+
+    cart = Cart.objects.create(tenant=tenant, external_id="c-1", customer=people["bob"])
+    url = reverse("admin:commerce_cart_change", args=[cart.pk])
+    resp = marketer_client.post(url, _cart_form(cart, customer=people["eve"].pk))
     body = resp.content.decode()
     assert resp.status_code == 200  # the form is shown again with an error
     assert "Eve" not in body
@@ -285,20 +292,7 @@ def test_a_link_typed_without_a_scheme_is_saved_as_https(marketer_client, tenant
     cart = Cart.objects.create(tenant=tenant, external_id="c-2", customer=people["bob"])
     url = reverse("admin:commerce_cart_change", args=[cart.pk])
     assert 'type="url"' in marketer_client.get(url).content.decode()  # the admin's URL widget
-    form = {
-        "source": "storefront",
-        "external_id": "c-2",
-        "status": "active",
-        "currency": "EUR",
-        "total": "0",
-        "items": "[]",
-        "recovery_url": "shop.example/cart/2",
-        "updated_at_0": "2026-11-20",
-        "updated_at_1": "10:00:00",
-        "customer": people["bob"].pk,
-        "order": "",
-    }
-    resp = marketer_client.post(url, form)
+    resp = marketer_client.post(url, _cart_form(cart, recovery_url="shop.example/cart/2"))
     assert resp.status_code == 302, resp.content.decode()[-2000:]
     cart.refresh_from_db()
     assert cart.recovery_url == "https://shop.example/cart/2"

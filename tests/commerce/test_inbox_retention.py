@@ -12,6 +12,7 @@ from commerce.models import CommerceSettings, InboxEntry, InboxStatus
 from commerce.services import inbox
 from commerce.tasks import prune_inbox
 from retention import clock
+from tests.commerce.test_admin_commerce import _settings_form
 from tests.conftest import login_as
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -83,14 +84,7 @@ def test_the_keep_days_are_edited_in_the_admin_within_bounds(tenant, days, ok):
     row = CommerceSettings.objects.for_tenant(tenant).get()
     client = login_as(tenant, "owner")
     url = reverse("admin:commerce_commercesettings_change", args=[row.pk])
-    form = {
-        "cart_abandon_minutes": row.cart_abandon_minutes,
-        "return_window_days": row.return_window_days,
-        "late_delivery_policy": row.late_delivery_policy,
-        "return_instructions": row.return_instructions,
-        "shopify_webhook_secret": "",
-        "inbox_keep_days": days,
-    }
+    form = _settings_form(inbox_keep_days=days)
     resp = client.post(url, form)
     row.refresh_from_db()
     if ok:
