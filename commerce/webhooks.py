@@ -410,22 +410,24 @@ def _insert_prepared(params: list) -> tuple | None:
     the first insert committed before the connection broke, the second finds
     the row and the webhook is answered as a replay."""
     db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy at every use
-    for attempt in (1, 2):
-        db.ensure_connection()
-        raw = db.connection
-        try:
-            with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-                cursor.execute(_insert_sql(), params, prepare=True)
-                row = cursor.fetchone()
-        except (OperationalError, InterfaceError):
-            if attempt == 2 or db.in_atomic_block or not (raw.broken or raw.closed):
-                raise
-            logger.info("commerce.webhook_insert_reconnect")
-            db.close()
-            continue
-        db.health_check_done = True  # this request's queries need no SELECT 1 now
-        return row
-    return None  # not reached: the second attempt returns or raises
+    try:
+        row = _insert_once(db, params)
+    except (OperationalError, InterfaceError):
+        raw = db.connection  # None when connecting itself failed: that is raised
+        if db.in_atomic_block or raw is None or not (raw.broken or raw.closed):
+            raise
+        logger.info("commerce.webhook_insert_reconnect")
+        db.close()
+        row = _insert_once(db, params)
+    db.health_check_done = True  # this request's queries need no SELECT 1 now
+    return row
+
+
+def _insert_once(db, params: list) -> tuple | None:
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        cursor.execute(_insert_sql(), params, prepare=True)
+        return cursor.fetchone()
 
 
 _SQL: dict[str, str] = {}
